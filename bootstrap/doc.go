@@ -1,0 +1,58 @@
+// Package bootstrap joins a go-libp2p host to a Kademlia DHT
+// (go-libp2p-kad-dht) and keeps it joinable across outages and restarts.
+//
+// kad-dht's own Bootstrap never reports failure, and its fallback dials the
+// bootstrap peers only when the routing table is completely empty, every
+// two minutes; kubo's bootstrapper retries on a fixed 30-second ticker. This
+// package instead dials every bootstrap peer concurrently with the
+// resilience.ForDHTBootstrap retry profile (5 attempts, 2 s initial delay
+// doubling up to 60 s, 15 % jitter) through the retrying connect of package
+// dialer, then refreshes the routing table and waits until it holds enough
+// peers:
+//
+//	bootstrap + backup peers ──Connect, ForDHTBootstrap──▶ connected peers
+//	     │                                                    │ protect in the connection
+//	     │ all unreachable: error naming each cause           │ manager, tag "bootstrap"
+//	     ▼                                                    ▼
+//	backup peers from the last run               refresh the kad-dht routing table,
+//	                                             wait for the minimum table size
+//
+// # Bootstrap peers
+//
+// ParseAddrs and ParseAddrsFile turn configured multiaddrs such as
+// /ip4/192.0.2.1/tcp/4001/p2p/12D3KooW... into peer.AddrInfo values, one per
+// peer, and reject bad entries with an error (wrapping ErrBadAddr) that
+// names the entry and what is wrong. /dnsaddr entries are kept and resolved
+// by libp2p when dialled. DefaultBootstrapPeers returns the public Amino DHT
+// (IPFS) bootstrap list shipped with kad-dht.
+//
+// # Bootstrapper
+//
+// The Bootstrapper (added to this package separately) performs the startup
+// bootstrap described above, protects each connected bootstrap peer in the
+// host's connection manager under the tag "bootstrap" so that connection
+// trimming never drops them, and reports which peers connected and which
+// failed, with attempts and causes. Its Recover method is the recovery hook
+// of package healthmon: it resets the bootstrap peers' retry state, dials
+// bootstrap and backup peers again and refreshes the routing table.
+//
+// # Backup peers
+//
+// Like kubo, the package remembers up to 20 routing-table peers that are
+// connected and reachable on direct (non-relay) addresses, excluding the
+// configured bootstrap peers, and saves them periodically and on shutdown
+// to a JSON file:
+//
+//	{"version":1,"saved_at":"2024-05-01T12:00:00Z","peers":[{"id":"12D3KooW...","addrs":["/ip4/192.0.2.7/tcp/4001"]}]}
+//
+// The file is written atomically (temporary file in the same directory,
+// fsync, rename, directory fsync) with mode 0600. On the next start these
+// peers are dialled when the bootstrap peers cannot be reached, so a node
+// can rejoin the network even when every configured bootstrap peer is gone.
+// A missing file is normal; an unreadable or corrupt file is logged as a
+// warning and ignored, never a crash, and it is replaced only by a later
+// save that has peers to write.
+//
+// The package logs through go-log/v2 under the subsystem
+// "resilience/bootstrap"; per-peer detail is at Debug level.
+package bootstrap
