@@ -1,0 +1,166 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// RetryOption adjusts one Retry or RetryTracked call.
+type RetryOption func(*retrySettings)
+
+type retrySettings struct {
+	onRetry func(attempt uint32, err error, delay time.Duration)
+	tracer  MetricsTracer
+}
+
+// OnRetry calls fn after each failed attempt that will be retried, with the
+// attempt number (1 = the first attempt), its error and the delay before the next
+// attempt. fn runs on the retrying goroutine; keep it short.
+func OnRetry(fn func(attempt uint32, err error, delay time.Duration)) RetryOption {
+	return func(s *retrySettings) { s.onRetry = fn }
+}
+
+// WithRetryMetrics reports attempts and retries to t. Default: nil (off).
+func WithRetryMetrics(t MetricsTracer) RetryOption {
+	return func(s *retrySettings) { s.tracer = t }
+}
+
+func applyRetryOptions(opts []RetryOption) retrySettings {
+	var s retrySettings
+	for _, o := range opts {
+		if o != nil {
+			o(&s)
+		}
+	}
+	return s
+}
+
+// Retry calls op until it succeeds, following cfg (the seed's with_retry):
+//
+//   - it returns op's result as soon as op succeeds;
+//   - a Permanent error stops at once and is returned as is;
+//   - RetryAfter(d, err) replaces the computed delay with d;
+//   - when ctx ends, Retry returns promptly with context.Cause(ctx) (joined with the
+//     last operation error, if any); op receives ctx and should honour it;
+//   - after cfg.MaxAttempts failed attempts it returns an error matching both
+//     ErrExhausted and the last operation error (errors.Is).
+//
+// With cfg.MaxAttempts = 0 Retry never gives up on its own: pass a ctx with a
+// deadline or one you cancel, or it may run forever.
+//
+// An invalid cfg returns its Validate error without calling op.
+func Retry[T any](ctx context.Context, cfg RetryConfig, op func(context.Context) (T, error), opts ...RetryOption) (T, error) {
+	if err := cfg.Validate(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return RetryTracked(ctx, &backoffState{cfg: cfg}, op, opts...)
+}
+
+// backoffState is the bookkeeping of an untracked Retry: a ConnectionTracker
+// without the timestamps, so a successful Retry never reads the clock.
+type backoffState struct {
+	cfg      RetryConfig
+	attempts uint32
+	failures uint32
+	prev     time.Duration
+}
+
+func (b *backoffState) RecordAttempt()  { b.attempts++ }
+func (b *backoffState) RecordSuccess()  {}
+func (b *backoffState) RecordCanceled() {}
+func (b *backoffState) RecordFailureDelay(err error) (time.Duration, bool) {
+	b.failures++
+	if IsPermanent(err) || b.cfg.exhausted(b.attempts) {
+		return 0, false
+	}
+	b.prev = b.cfg.Delay(b.failures, b.prev)
+	return b.prev, true
+}
+
+// RetryTracked is Retry with the policy and the bookkeeping of t (the seed's
+// with_retry_tracked): every attempt, success and failure is recorded in t, and t
+// decides whether and when to retry. Pass a *ConnectionTracker (one goroutine) or
+// ConnectionManager.Tracked(id) (concurrent callers). Context errors are not
+// recorded as failures of the connection: the caller gave up, the peer did not fail.
+func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context) (T, error), opts ...RetryOption) (T, error) {
+	var s retrySettings
+	if len(opts) > 0 {
+		s = applyRetryOptions(opts)
+	}
+	var zero T
+	if ctx.Err() != nil {
+		return zero, context.Cause(ctx)
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for attempt := uint32(1); ; attempt++ {
+		t.RecordAttempt()
+		v, err := op(ctx)
+		if err == nil {
+			t.RecordSuccess()
+			if s.tracer != nil {
+				s.tracer.AttemptCompleted(OutcomeSuccess)
+			}
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			// Gave up: not the connection's fault, so not recorded as its failure.
+			t.RecordCanceled()
+			if s.tracer != nil {
+				s.tracer.AttemptCompleted(OutcomeCanceled)
+			}
+			return zero, errors.Join(context.Cause(ctx), err)
+		}
+		delay, retry := t.RecordFailureDelay(err)
+		if s.tracer != nil {
+			s.tracer.AttemptCompleted(outcomeOf(err))
+		}
+		if !retry {
+			if IsPermanent(err) {
+				return zero, err
+			}
+			if s.tracer != nil {
+				s.tracer.RetriesExhausted()
+			}
+			return zero, &exhaustedError{attempts: attempt, last: err}
+		}
+		if d, ok := RetryAfterDelay(err); ok {
+			delay = d
+		}
+		if s.onRetry != nil {
+			s.onRetry(attempt, err, delay)
+		}
+		if s.tracer != nil {
+			s.tracer.RetryScheduled(delay)
+		}
+		if timer == nil {
+			timer = time.NewTimer(delay)
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return zero, errors.Join(context.Cause(ctx), err)
+		}
+	}
+}
+
+// Sleep waits for d or until ctx ends, whichever comes first, and returns
+// context.Cause(ctx) in the latter case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

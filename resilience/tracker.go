@@ -1,0 +1,199 @@
+package resilience
+
+import (
+	"fmt"
+	"time"
+)
+
+// ConnectionState is where a ConnectionTracker is in its life cycle:
+//
+//	           RecordAttempt              RecordSuccess
+//	  Idle ──────────────────▶ Connecting ─────────────▶ Connected
+//	   ▲                        │  ▲   │                    │
+//	   │          RecordFailure │  │   │ RecordFailure      │ RecordDisconnect
+//	   │  (attempts remain)     ▼  │   │ (permanent error)  ▼
+//	   │                    Retrying   └──────────▶ Failed  Idle
+//	   │                        │ RecordFailure
+//	   │ Reset (from any)       ▼ (MaxAttempts used)
+//	   └─────────────────── Exhausted
+//
+// RecordSuccess moves any state to Connected; Reset moves any state to Idle.
+type ConnectionState uint8
+
+// Connection states.
+const (
+	// Idle: new, reset, or cleanly disconnected.
+	Idle ConnectionState = iota
+	// Connecting: an attempt is in flight.
+	Connecting
+	// Connected: the last attempt succeeded and the connection is up.
+	Connected
+	// Retrying: the last attempt failed, attempts remain, the next one is scheduled.
+	Retrying
+	// Failed: a permanent error; no retry helps until Reset.
+	Failed
+	// Exhausted: MaxAttempts attempts were used; no retry until Reset.
+	Exhausted
+	stateCount
+)
+
+var stateNames = [...]string{"idle", "connecting", "connected", "retrying", "failed", "exhausted"}
+
+// String returns the state's lower-case name.
+func (s ConnectionState) String() string {
+	if s < stateCount {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("ConnectionState(%d)", uint8(s))
+}
+
+// active reports whether the tracker holds information a caller is using right now;
+// only inactive trackers expire or are evicted by a ConnectionManager.
+func (s ConnectionState) active() bool {
+	return s == Connecting || s == Connected || s == Retrying
+}
+
+// ConnectionTracker is the retry state machine of one connection (one peer).
+//
+// A ConnectionTracker is not safe for concurrent use. Trackers held by a
+// ConnectionManager are changed through the manager, which serializes access.
+type ConnectionTracker struct {
+	// ConnectionID names the connection, typically a peer ID.
+	ConnectionID string
+	// State is the current state.
+	State ConnectionState
+	// AttemptCount counts attempts; it resets on success only with Config.ResetOnSuccess.
+	AttemptCount uint32
+	// ConsecutiveFailures counts failures since the last success; the backoff
+	// delay grows with it.
+	ConsecutiveFailures uint32
+	// LastAttempt is when the last attempt started (zero if none).
+	LastAttempt time.Time
+	// LastSuccess is when the last attempt succeeded (zero if none).
+	LastSuccess time.Time
+	// LastError is the error of the last failed attempt, nil after a success.
+	LastError error
+	// Config is the retry policy this tracker enforces.
+	Config RetryConfig
+
+	lastDelay time.Duration // for JitterDecorrelated
+}
+
+// NewConnectionTracker returns an Idle tracker, or an error if cfg is invalid.
+func NewConnectionTracker(connectionID string, cfg RetryConfig) (*ConnectionTracker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &ConnectionTracker{ConnectionID: connectionID, Config: cfg}, nil
+}
+
+// RecordAttempt marks the start of an attempt: state Connecting, AttemptCount+1.
+func (t *ConnectionTracker) RecordAttempt() {
+	t.AttemptCount++
+	t.LastAttempt = time.Now()
+	t.State = Connecting
+}
+
+// RecordSuccess marks the connection as up (from any state): state Connected,
+// ConsecutiveFailures and LastError cleared, AttemptCount cleared if
+// Config.ResetOnSuccess. It does not count an attempt: an inbound connection is a
+// success nobody dialled.
+func (t *ConnectionTracker) RecordSuccess() {
+	t.LastSuccess = time.Now()
+	t.State = Connected
+	t.ConsecutiveFailures = 0
+	t.LastError = nil
+	t.lastDelay = 0
+	if t.Config.ResetOnSuccess {
+		t.AttemptCount = 0
+	}
+}
+
+// RecordFailure records a failed attempt. A Permanent error moves the tracker to
+// Failed; otherwise it moves to Retrying, or to Exhausted once MaxAttempts attempts
+// were used. A failure without a preceding RecordAttempt (the seed's style) counts
+// as an attempt but leaves LastAttempt alone: it does not read the clock.
+func (t *ConnectionTracker) RecordFailure(err error) {
+	if t.State != Connecting {
+		t.AttemptCount++
+	}
+	t.ConsecutiveFailures++
+	t.LastError = err
+	switch {
+	case IsPermanent(err):
+		t.State = Failed
+	case t.Config.exhausted(t.AttemptCount):
+		t.State = Exhausted
+	default:
+		t.State = Retrying
+	}
+}
+
+// RecordDisconnect marks a clean disconnect: a Connected tracker becomes Idle.
+// Other states are left alone (a disconnect says nothing about a dial in flight).
+func (t *ConnectionTracker) RecordDisconnect() {
+	if t.State == Connected {
+		t.State = Idle
+	}
+}
+
+// RecordCanceled records that the caller abandoned the attempt in flight (its
+// context ended): the attempt stays counted but is no failure of the connection,
+// so a Connecting tracker returns to Retrying after earlier failures, else to Idle.
+func (t *ConnectionTracker) RecordCanceled() {
+	if t.State != Connecting {
+		return
+	}
+	if t.ConsecutiveFailures > 0 {
+		t.State = Retrying
+	} else {
+		t.State = Idle
+	}
+}
+
+// ShouldRetry reports whether another attempt is allowed: the tracker is neither
+// Failed nor Exhausted and MaxAttempts (if any) is not used up.
+func (t *ConnectionTracker) ShouldRetry() bool {
+	if t.State == Failed || t.State == Exhausted {
+		return false
+	}
+	return !t.Config.exhausted(t.AttemptCount)
+}
+
+// RetryDelay returns the jittered delay before the next attempt, growing with
+// ConsecutiveFailures (see RetryConfig.BaseDelay). Each call draws new jitter.
+func (t *ConnectionTracker) RetryDelay() time.Duration {
+	d := t.Config.Delay(t.ConsecutiveFailures, t.lastDelay)
+	t.lastDelay = d
+	return d
+}
+
+// RecordFailureDelay records a failure and, in the same step, reports whether
+// another attempt is allowed and how long to wait before it. It implements Tracked.
+func (t *ConnectionTracker) RecordFailureDelay(err error) (time.Duration, bool) {
+	t.RecordFailure(err)
+	if !t.ShouldRetry() {
+		return 0, false
+	}
+	return t.RetryDelay(), true
+}
+
+// Reset returns the tracker to Idle with all counters cleared; Config is kept.
+func (t *ConnectionTracker) Reset() {
+	*t = ConnectionTracker{ConnectionID: t.ConnectionID, Config: t.Config}
+}
+
+// Tracked is a connection whose attempts RetryTracked records. *ConnectionTracker
+// implements it for use by one goroutine; ConnectionManager.Tracked returns one
+// that is safe for concurrent use.
+type Tracked interface {
+	// RecordAttempt marks the start of an attempt.
+	RecordAttempt()
+	// RecordSuccess marks the connection as up.
+	RecordSuccess()
+	// RecordFailureDelay records a failed attempt and reports the delay before the
+	// next one, or false when no further attempt is allowed.
+	RecordFailureDelay(err error) (time.Duration, bool)
+	// RecordCanceled records that the caller abandoned the attempt in flight.
+	RecordCanceled()
+}
