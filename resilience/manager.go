@@ -44,12 +44,12 @@ type ConnectionManager struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	entries map[string]*entry
-	idle    entry // sentinel of the list of inactive entries, most recently changed first
-	states  [stateCount]int
+	mu                            sync.Mutex
+	entries                       map[string]*entry
+	idle                          entry // sentinel of the list of inactive entries, most recently changed first
+	states                        [stateCount]int
 	attempts, failures, successes uint64
-	_       [40]byte // keep shards on separate cache lines
+	_                             [40]byte // keep shards on separate cache lines
 }
 
 type entry struct {
@@ -372,8 +372,8 @@ type managedTracker struct {
 	id string
 }
 
-func (h managedTracker) RecordAttempt() { h.m.RecordAttempt(h.id) }
-func (h managedTracker) RecordSuccess() { h.m.RecordSuccess(h.id) }
+func (h managedTracker) RecordAttempt()  { h.m.RecordAttempt(h.id) }
+func (h managedTracker) RecordSuccess()  { h.m.RecordSuccess(h.id) }
 func (h managedTracker) RecordCanceled() { h.m.RecordCanceled(h.id) }
 func (h managedTracker) RecordFailureDelay(err error) (time.Duration, bool) {
 	return h.m.RecordFailure(h.id, err)

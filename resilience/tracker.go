@@ -7,15 +7,15 @@ import (
 
 // ConnectionState is where a ConnectionTracker is in its life cycle:
 //
-//	           RecordAttempt              RecordSuccess
-//	  Idle ──────────────────▶ Connecting ─────────────▶ Connected
-//	   ▲                        │  ▲   │                    │
-//	   │          RecordFailure │  │   │ RecordFailure      │ RecordDisconnect
-//	   │  (attempts remain)     ▼  │   │ (permanent error)  ▼
-//	   │                    Retrying   └──────────▶ Failed  Idle
-//	   │                        │ RecordFailure
-//	   │ Reset (from any)       ▼ (MaxAttempts used)
-//	   └─────────────────── Exhausted
+//	         RecordAttempt              RecordSuccess
+//	Idle ──────────────────▶ Connecting ─────────────▶ Connected
+//	 ▲                        │  ▲   │                    │
+//	 │          RecordFailure │  │   │ RecordFailure      │ RecordDisconnect
+//	 │  (attempts remain)     ▼  │   │ (permanent error)  ▼
+//	 │                    Retrying   └──────────▶ Failed  Idle
+//	 │                        │ RecordFailure
+//	 │ Reset (from any)       ▼ (MaxAttempts used)
+//	 └─────────────────── Exhausted
 //
 // RecordSuccess moves any state to Connected; Reset moves any state to Idle.
 type ConnectionState uint8

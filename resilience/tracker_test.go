@@ -139,7 +139,11 @@ func TestStateTransitions(t *testing.T) {
 			tr.RecordSuccess()
 		}, resilience.Connected},
 		{"failed→idle on reset", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(permanent); tr.Reset() }, resilience.Idle},
-		{"exhausted→idle on reset", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(errTest); tr.RecordFailure(errTest); tr.Reset() }, resilience.Idle},
+		{"exhausted→idle on reset", func(tr *resilience.ConnectionTracker) {
+			tr.RecordFailure(errTest)
+			tr.RecordFailure(errTest)
+			tr.Reset()
+		}, resilience.Idle},
 		{"connected→idle on reset", func(tr *resilience.ConnectionTracker) { tr.RecordSuccess(); tr.Reset() }, resilience.Idle},
 		{"retrying→idle on reset", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(errTest); tr.Reset() }, resilience.Idle},
 		{"connecting→idle on reset", func(tr *resilience.ConnectionTracker) { tr.RecordAttempt(); tr.Reset() }, resilience.Idle},
