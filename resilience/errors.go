@@ -15,6 +15,12 @@ var (
 	ErrExhausted = errors.New("resilience: retry attempts exhausted")
 	// ErrPermanent matches every error wrapped by Permanent.
 	ErrPermanent = errors.New("resilience: permanent error")
+	// ErrNotAttempted tells a Guard's After that a later guard refused the attempt.
+	ErrNotAttempted = errors.New("resilience: attempt not made")
+	// ErrCircuitOpen is returned when a CircuitBreaker refuses an attempt.
+	ErrCircuitOpen = errors.New("resilience: circuit open")
+	// ErrBudgetExhausted is returned when a RetryBudget has no token for a retry.
+	ErrBudgetExhausted = errors.New("resilience: retry budget exhausted")
 )
 
 // Permanent marks err as one no retry can fix: Retry stops at once and a tracker

@@ -10,8 +10,10 @@ import (
 type RetryOption func(*retrySettings)
 
 type retrySettings struct {
-	onRetry func(attempt uint32, err error, delay time.Duration)
-	tracer  MetricsTracer
+	onRetry  func(attempt uint32, err error, delay time.Duration)
+	tracer   MetricsTracer
+	guards   []Guard
+	adaptive *AdaptiveBackoff
 }
 
 // OnRetry calls fn after each failed attempt that will be retried, with the
@@ -24,6 +26,13 @@ func OnRetry(fn func(attempt uint32, err error, delay time.Duration)) RetryOptio
 // WithRetryMetrics reports attempts and retries to t. Default: nil (off).
 func WithRetryMetrics(t MetricsTracer) RetryOption {
 	return func(s *retrySettings) { s.tracer = t }
+}
+
+// WithAdaptive lets a shared AdaptiveBackoff stretch the delays while the network
+// is failing as a whole and cut a wait short when it recovers. It also records
+// every attempt's outcome in a.
+func WithAdaptive(a *AdaptiveBackoff) RetryOption {
+	return func(s *retrySettings) { s.adaptive = a }
 }
 
 func applyRetryOptions(opts []RetryOption) retrySettings {
@@ -44,7 +53,9 @@ func applyRetryOptions(opts []RetryOption) retrySettings {
 //   - when ctx ends, Retry returns promptly with context.Cause(ctx) (joined with the
 //     last operation error, if any); op receives ctx and should honour it;
 //   - after cfg.MaxAttempts failed attempts it returns an error matching both
-//     ErrExhausted and the last operation error (errors.Is).
+//     ErrExhausted and the last operation error (errors.Is);
+//   - a Guard (WithGuards) that refuses an attempt stops the loop with its error
+//     (ErrCircuitOpen, ErrBudgetExhausted, ...) joined with the last operation error.
 //
 // With cfg.MaxAttempts = 0 Retry never gives up on its own: pass a ctx with a
 // deadline or one you cancel, or it may run forever.
@@ -99,28 +110,32 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 			timer.Stop()
 		}
 	}()
+	var lastErr error
 	for attempt := uint32(1); ; attempt++ {
+		if len(s.guards) > 0 {
+			if err := s.before(ctx, attempt); err != nil {
+				if ctx.Err() != nil {
+					return zero, errors.Join(context.Cause(ctx), lastErr)
+				}
+				return zero, errors.Join(err, lastErr)
+			}
+		}
 		t.RecordAttempt()
 		v, err := op(ctx)
 		if err == nil {
 			t.RecordSuccess()
-			if s.tracer != nil {
-				s.tracer.AttemptCompleted(OutcomeSuccess)
-			}
+			s.finished(attempt, nil, OutcomeSuccess)
 			return v, nil
 		}
+		lastErr = err
 		if ctx.Err() != nil {
 			// Gave up: not the connection's fault, so not recorded as its failure.
 			t.RecordCanceled()
-			if s.tracer != nil {
-				s.tracer.AttemptCompleted(OutcomeCanceled)
-			}
+			s.finished(attempt, ctx.Err(), OutcomeCanceled)
 			return zero, errors.Join(context.Cause(ctx), err)
 		}
 		delay, retry := t.RecordFailureDelay(err)
-		if s.tracer != nil {
-			s.tracer.AttemptCompleted(outcomeOf(err))
-		}
+		s.finished(attempt, err, outcomeOf(err))
 		if !retry {
 			if IsPermanent(err) {
 				return zero, err
@@ -132,6 +147,10 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		}
 		if d, ok := RetryAfterDelay(err); ok {
 			delay = d
+		}
+		var woken <-chan struct{}
+		if s.adaptive != nil {
+			delay, woken = s.adaptive.Stretch(delay), s.adaptive.Recovered()
 		}
 		if s.onRetry != nil {
 			s.onRetry(attempt, err, delay)
@@ -146,9 +165,27 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		}
 		select {
 		case <-timer.C:
+		case <-woken:
+			// The network came back: retry soon, spread so waiters do not stampede.
+			if err := Sleep(ctx, s.adaptive.WakeSpread(delay)); err != nil {
+				return zero, errors.Join(err, lastErr)
+			}
 		case <-ctx.Done():
-			return zero, errors.Join(context.Cause(ctx), err)
+			return zero, errors.Join(context.Cause(ctx), lastErr)
 		}
+	}
+}
+
+// finished reports an ended attempt to the guards, the adaptive backoff and the tracer.
+func (s *retrySettings) finished(attempt uint32, err error, o Outcome) {
+	if len(s.guards) > 0 {
+		s.after(attempt, err)
+	}
+	if s.adaptive != nil && (o == OutcomeSuccess || o == OutcomeTransient) {
+		s.adaptive.Record(err == nil)
+	}
+	if s.tracer != nil {
+		s.tracer.AttemptCompleted(o)
 	}
 }
 
