@@ -9,11 +9,11 @@ import (
 
 // BreakerState is the state of a CircuitBreaker.
 //
-//	          FailureThreshold consecutive failures
-//	 Closed ──────────────────────────────────────▶ Open
-//	   ▲                                             │ OpenTimeout passed
-//	   │ probe succeeded        probe failed         ▼
-//	   └──────────────────── HalfOpen ──────────────▶ Open
+//	         FailureThreshold consecutive failures
+//	Closed ──────────────────────────────────────▶ Open
+//	  ▲                                             │ OpenTimeout passed
+//	  │ probe succeeded        probe failed         ▼
+//	  └──────────────────── HalfOpen ──────────────▶ Open
 //
 // Closed lets every attempt through; Open refuses all; HalfOpen lets exactly one
 // probe through and decides on its outcome.
