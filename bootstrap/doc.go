@@ -6,7 +6,7 @@
 // two minutes; kubo's bootstrapper retries on a fixed 30-second ticker. This
 // package instead dials every bootstrap peer concurrently with the
 // resilience.ForDHTBootstrap retry profile (5 attempts, 2 s initial delay
-// doubling up to 60 s, 15 % jitter) through the retrying connect of package
+// doubling up to 60 s, jitter factor 0.15) through the retrying connect of package
 // dialer, then refreshes the routing table and waits until it holds enough
 // peers:
 //
@@ -24,7 +24,8 @@
 // peer, and reject bad entries with an error (wrapping ErrBadAddr) that
 // names the entry and what is wrong. /dnsaddr entries are kept and resolved
 // by libp2p when dialled. DefaultBootstrapPeers returns the public Amino DHT
-// (IPFS) bootstrap list shipped with kad-dht.
+// (IPFS) bootstrap list shipped with kad-dht. These functions keep no
+// state and are safe for concurrent use.
 //
 // # Bootstrapper
 //
