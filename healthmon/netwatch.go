@@ -109,10 +109,12 @@ func newNetWatchConfig(opts []NetWatchOption) (netWatchConfig, error) {
 	return cfg, nil
 }
 
-// WithNetNS watches the network namespace ns instead of the caller's (default: the
-// namespace of the thread calling WatchNetwork). ns must be an open handle; the watcher
-// keeps its own duplicate of it until Close, so the caller may close ns at any time.
-// The calling goroutine's namespace is never changed.
+// WithNetNS watches the network namespace ns (default: the process's network namespace,
+// as seen by the thread calling WatchNetwork; code that moved a locked thread into another
+// namespace should pass that namespace here). ns must be an open handle; the watcher keeps
+// its own duplicate until Close, so the caller may close ns at any time. Entering ns needs
+// CAP_SYS_ADMIN; the watcher does that on short-lived threads of its own, never on the
+// calling goroutine's thread.
 func WithNetNS(ns netns.NsHandle) NetWatchOption {
 	return func(c *netWatchConfig) error {
 		if !ns.IsOpen() {

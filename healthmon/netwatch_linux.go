@@ -355,11 +355,11 @@ func (s *nlWatch) linkByIndex(idx int) (linkState, bool) {
 // baseline; with report true (after lost notifications) differences to what the watcher
 // last knew are reported first.
 func (s *nlWatch) sync(report bool) error {
-	links, err := dump(s.handle.LinkList)
+	links, err := dumpRetry(s.handle.LinkList)
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
-	addrs, err := dump(func() ([]netlink.Addr, error) { return s.handle.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := dumpRetry(func() ([]netlink.Addr, error) { return s.handle.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("list addresses: %w", err)
 	}
@@ -404,9 +404,9 @@ func (s *nlWatch) sync(report bool) error {
 				changes = append(changes, NetChange{Kind: AddrAdded, Link: name, Addr: k.prefix})
 			}
 		}
-		// Downs and removals first, then ups and additions; stable order within each.
+		// Downs and removals first, then ups and additions, each sorted by link and address.
 		slices.SortStableFunc(changes, func(a, b NetChange) int {
-			return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.Link, b.Link),
+			return cmp.Or(cmp.Compare(netChangeRank(a), netChangeRank(b)), cmp.Compare(a.Link, b.Link),
 				a.Addr.Addr().Compare(b.Addr.Addr()))
 		})
 		for _, c := range changes {
@@ -417,16 +417,17 @@ func (s *nlWatch) sync(report bool) error {
 	return nil
 }
 
-func rank(c NetChange) int {
+// netChangeRank orders losses (0) before gains (1).
+func netChangeRank(c NetChange) int {
 	if c.Kind == AddrRemoved || (c.Kind == LinkChanged && !c.Up) {
 		return 0
 	}
 	return 1
 }
 
-// dump retries a netlink dump the kernel interrupted (state changed mid-dump); after
+// dumpRetry retries a netlink dump the kernel interrupted (state changed mid-dump); after
 // dumpAttempts it accepts the possibly incomplete result.
-func dump[T any](list func() ([]T, error)) ([]T, error) {
+func dumpRetry[T any](list func() ([]T, error)) ([]T, error) {
 	for i := 1; ; i++ {
 		res, err := list()
 		if err == nil || !errors.Is(err, netlink.ErrDumpInterrupted) {

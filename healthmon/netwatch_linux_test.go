@@ -17,21 +17,21 @@ import (
 	"go.uber.org/goleak"
 )
 
-// waitLimit bounds every wait for the kernel or the watcher; generous for a slow, shared machine.
-const waitLimit = 30 * time.Second
+// netWaitLimit bounds every wait for the kernel or the watcher; generous for a slow, shared machine.
+const netWaitLimit = 30 * time.Second
 
-// testNS is a fresh network namespace holding the veth pair nw0 <-> nw1. Nothing in it is
+// vethNS is a fresh network namespace holding the veth pair nw0 <-> nw1. Nothing in it is
 // connected to the host's network.
-type testNS struct {
+type vethNS struct {
 	ns   netns.NsHandle
 	h    *netlink.Handle // netlink handle bound to ns
 	a, b netlink.Link    // nw0, nw1
 }
 
-// newTestNS creates the namespace on a thread of its own and moves that thread back; the
+// newVethNS creates the namespace on a thread of its own and moves that thread back; the
 // namespace is deleted in t.Cleanup when its last handle is closed. It skips the test when
 // the process may not create namespaces.
-func newTestNS(t *testing.T) *testNS {
+func newVethNS(t *testing.T) *vethNS {
 	t.Helper()
 	type result struct {
 		ns  netns.NsHandle
@@ -73,7 +73,7 @@ func newTestNS(t *testing.T) *testNS {
 	if r.err != nil {
 		t.Skipf("needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) to create a network namespace: %v", r.err)
 	}
-	tn := &testNS{ns: r.ns, h: r.h}
+	tn := &vethNS{ns: r.ns, h: r.h}
 	t.Cleanup(func() {
 		tn.h.Close()
 		tn.ns.Close() // last reference: the kernel deletes the namespace and its veth pair
@@ -89,7 +89,7 @@ func newTestNS(t *testing.T) *testNS {
 	return tn
 }
 
-func (tn *testNS) link(t *testing.T, name string) netlink.Link {
+func (tn *vethNS) link(t *testing.T, name string) netlink.Link {
 	t.Helper()
 	l, err := tn.h.LinkByName(name)
 	if err != nil {
@@ -98,7 +98,7 @@ func (tn *testNS) link(t *testing.T, name string) netlink.Link {
 	return l
 }
 
-func (tn *testNS) setUp(t *testing.T, l netlink.Link, up bool) {
+func (tn *vethNS) setUp(t *testing.T, l netlink.Link, up bool) {
 	t.Helper()
 	var err error
 	if up {
@@ -112,32 +112,32 @@ func (tn *testNS) setUp(t *testing.T, l netlink.Link, up bool) {
 }
 
 // waitRunning polls the kernel until link name is up and running (or not).
-func (tn *testNS) waitRunning(t *testing.T, name string, running bool) {
+func (tn *vethNS) waitRunning(t *testing.T, name string, running bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(netWaitLimit)
 	for l := tn.link(t, name); linkStateOf(l.Attrs()).up != running; l = tn.link(t, name) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s running=%v not reached within %v (flags %v)", name, running, waitLimit, l.Attrs().Flags)
+			t.Fatalf("%s running=%v not reached within %v (flags %v)", name, running, netWaitLimit, l.Attrs().Flags)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-func (tn *testNS) addAddr(t *testing.T, l netlink.Link, prefix string) {
+func (tn *vethNS) addAddr(t *testing.T, l netlink.Link, prefix string) {
 	t.Helper()
-	if err := tn.h.AddrAdd(l, nlAddr(t, prefix)); err != nil {
+	if err := tn.h.AddrAdd(l, netlinkAddr(t, prefix)); err != nil {
 		t.Fatalf("add %s to %s: %v", prefix, l.Attrs().Name, err)
 	}
 }
 
-func (tn *testNS) delAddr(t *testing.T, l netlink.Link, prefix string) {
+func (tn *vethNS) delAddr(t *testing.T, l netlink.Link, prefix string) {
 	t.Helper()
-	if err := tn.h.AddrDel(l, nlAddr(t, prefix)); err != nil {
+	if err := tn.h.AddrDel(l, netlinkAddr(t, prefix)); err != nil {
 		t.Fatalf("delete %s from %s: %v", prefix, l.Attrs().Name, err)
 	}
 }
 
-func nlAddr(t *testing.T, prefix string) *netlink.Addr {
+func netlinkAddr(t *testing.T, prefix string) *netlink.Addr {
 	t.Helper()
 	ip, ipnet, err := net.ParseCIDR(prefix)
 	if err != nil {
@@ -147,7 +147,7 @@ func nlAddr(t *testing.T, prefix string) *netlink.Addr {
 	return &netlink.Addr{IPNet: ipnet}
 }
 
-func startWatcher(t *testing.T, opts ...NetWatchOption) *NetWatcher {
+func startNetWatcher(t *testing.T, opts ...NetWatchOption) *NetWatcher {
 	t.Helper()
 	w, err := WatchNetwork(opts...)
 	if err != nil {
@@ -157,11 +157,11 @@ func startWatcher(t *testing.T, opts ...NetWatchOption) *NetWatcher {
 	return w
 }
 
-// expectChange reads until want arrives. Link changes of the links in ignore are skipped
+// expectNetChange reads until want arrives. Link changes of the links in ignore are skipped
 // (a veth peer's state follows its partner's); any other change fails the test.
-func expectChange(t *testing.T, w *NetWatcher, want NetChange, ignore ...string) {
+func expectNetChange(t *testing.T, w *NetWatcher, want NetChange, ignore ...string) {
 	t.Helper()
-	deadline := time.After(waitLimit)
+	deadline := time.After(netWaitLimit)
 	for {
 		select {
 		case c, ok := <-w.Changes():
@@ -176,39 +176,39 @@ func expectChange(t *testing.T, w *NetWatcher, want NetChange, ignore ...string)
 			}
 			t.Fatalf("got change %q while waiting for %q", c, want)
 		case <-deadline:
-			t.Fatalf("no %q within %v", want, waitLimit)
+			t.Fatalf("no %q within %v", want, netWaitLimit)
 		}
 	}
 }
 
-func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 func TestNetWatchLinkAndAddrChanges(t *testing.T) {
-	tn := newTestNS(t)
+	tn := newVethNS(t)
 	tn.setUp(t, tn.b, true) // nw0 runs only while its peer is up too
-	w := startWatcher(t, WithNetNS(tn.ns))
+	w := startNetWatcher(t, WithNetNS(tn.ns))
 
 	tn.setUp(t, tn.a, true)
-	expectChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: true}, "nw1")
+	expectNetChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: true}, "nw1")
 	tn.addAddr(t, tn.a, "10.123.0.1/24")
-	expectChange(t, w, NetChange{Kind: AddrAdded, Link: "nw0", Addr: pfx("10.123.0.1/24")}, "nw1")
+	expectNetChange(t, w, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.0.1/24")}, "nw1")
 	tn.setUp(t, tn.a, false)
-	expectChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: false}, "nw1")
+	expectNetChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: false}, "nw1")
 	tn.delAddr(t, tn.a, "10.123.0.1/24")
-	expectChange(t, w, NetChange{Kind: AddrRemoved, Link: "nw0", Addr: pfx("10.123.0.1/24")}, "nw1")
+	expectNetChange(t, w, NetChange{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.0.1/24")}, "nw1")
 }
 
 // Updates that flip nothing, the loopback link, link-local addresses and the state present
 // at start are not reported: the first change after them must be the sentinel.
 func TestNetWatchFiltersNoise(t *testing.T) {
-	tn := newTestNS(t)
+	tn := newVethNS(t)
 	tn.setUp(t, tn.b, true)
 	tn.setUp(t, tn.a, true)
 	tn.addAddr(t, tn.a, "10.123.9.50/24") // baseline, present before watching starts
 	// Both ends running before watching starts: their up flips are part of the baseline.
 	tn.waitRunning(t, "nw0", true)
 	tn.waitRunning(t, "nw1", true)
-	w := startWatcher(t, WithNetNS(tn.ns))
+	w := startNetWatcher(t, WithNetNS(tn.ns))
 
 	lo := tn.link(t, "lo")
 	tn.setUp(t, lo, true)
@@ -219,19 +219,19 @@ func TestNetWatchFiltersNoise(t *testing.T) {
 	tn.addAddr(t, tn.a, "fe80::1234/64")
 	tn.addAddr(t, tn.a, "169.254.9.9/16")
 	tn.addAddr(t, tn.a, "10.123.0.7/24")
-	expectChange(t, w, NetChange{Kind: AddrAdded, Link: "nw0", Addr: pfx("10.123.0.7/24")})
+	expectNetChange(t, w, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.0.7/24")})
 	if err := tn.h.LinkSetMTU(tn.a, 1300); err != nil {
 		t.Fatalf("set MTU: %v", err)
 	}
 	tn.delAddr(t, tn.a, "10.123.9.50/24")
-	expectChange(t, w, NetChange{Kind: AddrRemoved, Link: "nw0", Addr: pfx("10.123.9.50/24")})
+	expectNetChange(t, w, NetChange{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.9.50/24")})
 }
 
-// readUntil reads w's changes until want arrives and returns the changes read before it.
-func readUntil(t *testing.T, w *NetWatcher, want NetChange) []NetChange {
+// readChangesUntil reads w's changes until want arrives and returns the changes read before it.
+func readChangesUntil(t *testing.T, w *NetWatcher, want NetChange) []NetChange {
 	t.Helper()
 	var before []NetChange
-	timeout := time.After(waitLimit)
+	timeout := time.After(netWaitLimit)
 	for {
 		select {
 		case c, ok := <-w.Changes():
@@ -243,7 +243,7 @@ func readUntil(t *testing.T, w *NetWatcher, want NetChange) []NetChange {
 			}
 			before = append(before, c)
 		case <-timeout:
-			t.Fatalf("no %q within %v (read before it: %q)", want, waitLimit, before)
+			t.Fatalf("no %q within %v (read before it: %q)", want, netWaitLimit, before)
 		}
 	}
 }
@@ -254,10 +254,10 @@ func readUntil(t *testing.T, w *NetWatcher, want NetChange) []NetChange {
 // Link and address notifications come over separate sockets, so their relative order is
 // not defined; each phase below makes the changes it checks the newest on their socket.
 func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
-	tn := newTestNS(t)
+	tn := newVethNS(t)
 	const buffer = 8
-	idle := startWatcher(t, WithNetNS(tn.ns), WithNetChangeBuffer(buffer)) // never read before Close
-	late := startWatcher(t, WithNetNS(tn.ns), WithNetChangeBuffer(buffer)) // read after each flood
+	idle := startNetWatcher(t, WithNetNS(tn.ns), WithNetChangeBuffer(buffer)) // never read before Close
+	late := startNetWatcher(t, WithNetNS(tn.ns), WithNetChangeBuffer(buffer)) // read after each flood
 
 	// Phase 1: nw1 is down, so nw0 flaps administratively but never runs; the watchers digest
 	// every link update, and only the 40 address additions are reportable.
@@ -269,11 +269,11 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 	}
 	// Without a reader exactly 40-8 additions are dropped once all 40 are digested.
 	const additions = 40
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(netWaitLimit)
 	for idle.Dropped() < additions-buffer || late.Dropped() < additions-buffer {
 		if time.Now().After(deadline) {
 			t.Fatalf("watchers dropped idle %d, late %d changes within %v, want %d: is a watcher blocked on its reader?",
-				idle.Dropped(), late.Dropped(), waitLimit, additions-buffer)
+				idle.Dropped(), late.Dropped(), netWaitLimit, additions-buffer)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -281,12 +281,12 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 		t.Fatalf("the kernel overran the netlink socket (%d resyncs); the expected order below assumes it did not", late.resyncs.Load())
 	}
 	tn.addAddr(t, tn.a, "10.123.2.1/32")
-	got := readUntil(t, late, NetChange{Kind: AddrAdded, Link: "nw0", Addr: pfx("10.123.2.1/32")})
+	got := readChangesUntil(t, late, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.2.1/32")})
 	// The buffer held the newest 8 additions, oldest first. The sentinel took the slot of the
 	// oldest, unless the reader had already taken that one.
 	var want []NetChange
 	for _, host := range []int{17, 117, 18, 118, 19, 119, 20, 120} {
-		want = append(want, NetChange{Kind: AddrAdded, Link: "nw0", Addr: pfx(fmt.Sprintf("10.123.1.%d/32", host))})
+		want = append(want, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix(fmt.Sprintf("10.123.1.%d/32", host))})
 	}
 	if !slices.Equal(got, want) && !slices.Equal(got, want[1:]) {
 		t.Errorf("late reader got %q before the newest change, want the newest additions %q", got, want)
@@ -308,7 +308,7 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 	}
 	tn.setUp(t, tn.link(t, "nw3"), true)
 	tn.setUp(t, tn.link(t, "nw2"), true) // nw2 up: after every nw0/nw1 change on the link socket
-	got = readUntil(t, late, NetChange{Kind: LinkChanged, Link: "nw2", Up: true})
+	got = readChangesUntil(t, late, NetChange{Kind: LinkChanged, Link: "nw2", Up: true})
 	var last *NetChange
 	for i := range got {
 		if got[i].Link == "nw0" {
@@ -327,8 +327,8 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 	}()
 	select {
 	case <-closed:
-	case <-time.After(waitLimit):
-		t.Fatalf("Close did not return within %v while the reader never read", waitLimit)
+	case <-time.After(netWaitLimit):
+		t.Fatalf("Close did not return within %v while the reader never read", netWaitLimit)
 	}
 	n := 0
 	for range idle.Changes() { // ends only if Close closed the channel
@@ -346,7 +346,7 @@ func TestNetWatchCloseIdempotent(t *testing.T) {
 		opts func(t *testing.T) []NetWatchOption
 	}{
 		{"own namespace", func(*testing.T) []NetWatchOption { return nil }},
-		{"test namespace", func(t *testing.T) []NetWatchOption { return []NetWatchOption{WithNetNS(newTestNS(t).ns)} }},
+		{"test namespace", func(t *testing.T) []NetWatchOption { return []NetWatchOption{WithNetNS(newVethNS(t).ns)} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.opts(t)
@@ -372,7 +372,7 @@ func TestNetWatchCloseIdempotent(t *testing.T) {
 				for ok { // drain changes the host made meanwhile, if any
 					_, ok = <-w.Changes()
 				}
-			case <-time.After(waitLimit):
+			case <-time.After(netWaitLimit):
 				t.Fatal("Changes() not closed after Close")
 			}
 		})
@@ -382,21 +382,21 @@ func TestNetWatchCloseIdempotent(t *testing.T) {
 // When the kernel drops notifications (socket buffer overrun while the watcher is stalled),
 // the watcher resubscribes and reports what changed meanwhile from a fresh dump.
 func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
-	tn := newTestNS(t)
+	tn := newVethNS(t)
 	tn.setUp(t, tn.b, true)
 	tn.addAddr(t, tn.a, "10.123.3.9/24")
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	var stallOnce, releaseOnce sync.Once
 	stall := func() { stallOnce.Do(func() { close(entered); <-release }) }
-	w := startWatcher(t, WithNetNS(tn.ns), withRecvBuffer(1024), withUpdateHook(stall))
+	w := startNetWatcher(t, WithNetNS(tn.ns), withRecvBuffer(1024), withUpdateHook(stall))
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs before w.Close
 
 	tn.addAddr(t, tn.a, "10.123.6.1/24") // one notification: stalls the watcher goroutine
 	select {
 	case <-entered:
-	case <-time.After(waitLimit):
-		t.Fatalf("watcher saw no update within %v", waitLimit)
+	case <-time.After(netWaitLimit):
+		t.Fatalf("watcher saw no update within %v", netWaitLimit)
 	}
 	// The watcher goroutine is stalled: flood both subscriptions past their socket buffers,
 	// then change the addresses; the kernel can no longer queue those notifications.
@@ -411,10 +411,10 @@ func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
 	tn.addAddr(t, tn.a, "10.123.3.1/24")
 	releaseOnce.Do(func() { close(release) })
 
-	removed := NetChange{Kind: AddrRemoved, Link: "nw0", Addr: pfx("10.123.3.9/24")}
-	added := NetChange{Kind: AddrAdded, Link: "nw0", Addr: pfx("10.123.3.1/24")}
+	removed := NetChange{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.3.9/24")}
+	added := NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.3.1/24")}
 	var sawRemoved, sawAdded bool
-	timeout := time.After(waitLimit)
+	timeout := time.After(netWaitLimit)
 	for !sawRemoved || !sawAdded || w.resyncs.Load() == 0 {
 		select {
 		case c := <-w.Changes():
@@ -423,7 +423,7 @@ func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		case <-timeout:
 			t.Fatalf("after overrun within %v: resyncs %d, saw %q %v, saw %q %v",
-				waitLimit, w.resyncs.Load(), removed, sawRemoved, added, sawAdded)
+				netWaitLimit, w.resyncs.Load(), removed, sawRemoved, added, sawAdded)
 		}
 	}
 
@@ -436,13 +436,13 @@ func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
 	tn.setUp(t, tn.link(t, "nw3"), true)
 	tn.setUp(t, tn.link(t, "nw2"), true)
 	want := NetChange{Kind: LinkChanged, Link: "nw2", Up: true}
-	timeout = time.After(waitLimit)
+	timeout = time.After(netWaitLimit)
 	for found := false; !found; {
 		select {
 		case c := <-w.Changes():
 			found = c == want
 		case <-timeout:
-			t.Fatalf("no %q within %v after resubscribing", want, waitLimit)
+			t.Fatalf("no %q within %v after resubscribing", want, netWaitLimit)
 		}
 	}
 	t.Logf("resyncs %d, dropped %d", w.resyncs.Load(), w.Dropped())
@@ -450,7 +450,7 @@ func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
 
 // Watching another namespace never moves the calling thread out of its own.
 func TestNetWatchLeavesCallerNamespace(t *testing.T) {
-	tn := newTestNS(t)
+	tn := newVethNS(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	before, err := netns.Get()
@@ -458,10 +458,10 @@ func TestNetWatchLeavesCallerNamespace(t *testing.T) {
 		t.Fatalf("get current namespace: %v", err)
 	}
 	defer before.Close()
-	w := startWatcher(t, WithNetNS(tn.ns))
+	w := startNetWatcher(t, WithNetNS(tn.ns))
 	tn.setUp(t, tn.b, true)
 	tn.setUp(t, tn.a, true)
-	expectChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: true}, "nw1")
+	expectNetChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: true}, "nw1")
 	w.Close()
 	after, err := netns.Get()
 	if err != nil {
