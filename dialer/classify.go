@@ -20,8 +20,7 @@ const (
 	// ClassNone is the class of a nil error: the dial succeeded.
 	ClassNone ErrorClass = iota
 	// ClassTransient: the peer may be reachable later (connection refused, reset,
-	// timeouts, handshake failures, a remote gater closing the connection, ...).
-	// Retried with backoff.
+	// timeouts, handshake failures, ...). Retried with backoff.
 	ClassTransient
 	// ClassPermanent: no retry can help until something changes (dial to self,
 	// refused by our own connection gater, no addresses / no good addresses, no
@@ -64,6 +63,10 @@ func (c ErrorClass) String() string {
 // the swarm's "unexpected peer", swarm.ErrSwarmClosed, peer.ErrEmptyPeerID, and
 // anything already marked with resilience.Permanent. swarm.ErrDialRefusedBlackHole
 // is transient: the black-hole detector re-probes.
+//
+// A remote peer whose gater refuses us cannot be told apart at dial time: with
+// TCP and Noise, Connect succeeds and the remote closes the connection right
+// after (KeepConnected damps the resulting reconnect flapping).
 //
 // Classify is a pure function, safe for concurrent use.
 func Classify(err error) ErrorClass {

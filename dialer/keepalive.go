@@ -42,7 +42,10 @@ func (kp *keptPeer) signal() {
 // the Host reconnects it with the peer's profile (see Profile). When a round ends
 // without a connection (exhausted or permanent error), a new round starts after
 // the profile's MaxDelay (jittered as the profile says, at least 100ms), until
-// Forget(pi.ID) or Close. Reconnect dials in flight are bounded by
+// Forget(pi.ID) or Close. If a connection the goroutine made dies within the
+// profile's MaxDelay (a peer that accepts and then drops us), the next reconnect
+// waits like a retry, growing with each such flap in a row, instead of starting
+// at once. Reconnect dials in flight are bounded by
 // WithMaxReconnects. Calling it again for a kept peer adds pi.Addrs to the
 // addresses used. An empty pi.ID is logged and ignored; after Close it does
 // nothing.
