@@ -1,0 +1,69 @@
+// Package healthmon keeps a DHT node's routing table above a minimum size: it
+// checks the table, reports the node's health and drives recovery while the node
+// is not healthy (the seed's DhtHealthMonitor).
+//
+//	m, err := healthmon.New(h, healthmon.DHTTable(d),
+//		healthmon.WithRecoverer(bootstrapper),          // *bootstrap.Bootstrapper
+//		healthmon.WithManager(dialerHost.Manager()))
+//	if err != nil { ... }
+//	if err := m.Start(); err != nil { ... }
+//	defer m.Close()
+//	for rep := range m.Subscribe() { ... }              // or EvtHealthChanged on h.EventBus()
+//
+// # Health
+//
+// Health is judged on the routing-table peers the host is connected to, not on
+// the table's size alone (kad-dht keeps entries of unreachable peers for minutes)
+// nor on connections alone (non-DHT peers do not make a node healthy): none is
+// Unhealthy, fewer than MinPeers (default 4) is Degraded, MinPeers or more is
+// Healthy. A check runs every CheckInterval (default 10 s) and at once on every
+// signal: a connection opened or lost, local addresses or reachability changed, a
+// kernel link or address change (Linux, see WatchNetwork). Reported statuses are
+// damped (WithHysteresis): Healthy is reported only after the node stayed healthy
+// for HealthyFor (default 1 s), and the reported status does not reverse
+// direction (better after worse or worse after better) within MinDwell (default
+// 5 s) of the previous change, so a flapping link cannot make reports flap. A change of the
+// reported status goes to every Subscribe channel (one slot, latest wins, never
+// stalls the monitor) and is emitted as EvtHealthChanged on the host's event bus.
+//
+// # Recovery
+//
+// No signal tells a node that the remote side is back, so the time to recover is
+// the time to the next attempt. While the node is not healthy, the monitor works
+// like a circuit breaker's half-open state for the whole network: ONE probe dial at
+// a time (Recoverer.Probe, rotating over bootstrap and backup peers), at a steady
+// jittered interval (default 5 s, each gap in [5 s, 6 s]: at most 12 dials a
+// minute, however long the outage). The first sign that the network works fans out
+// at once (Recoverer.Recover: every bootstrap and backup peer, table refresh).
+// Once healthy, probing stops and the recovery state is forgotten.
+//
+//	check: connected routing-table peers >= MinPeers?
+//	  yes ──▶ idle: no probes; cancel a probe in flight; forget the recovery state
+//	  no  ──▶ active (Degraded or Unhealthy):
+//
+//	┌──▶ evidence? ── no ──▶ Probe (one peer) ── fail ──▶ wait [P, 1.2P] ──┐
+//	│        │ yes                  │ ok                                    │
+//	│        ▼                      ▼                                       │
+//	│     Recover ◀──────────── evidence ◀── a connection opened while      │
+//	│   (all bootstrap +                     Unhealthy (inbound or any dial)│
+//	│   backup peers,                                                       │
+//	│   table refresh)                                                      │
+//	│        │ still not healthy: no probe, no Recover for P, 2P, ... 1 min │
+//	└────────┴◀─────────────────────────────────────────────────────────────┘
+//
+//	kernel link up / address added, local address or reachability change:
+//	probe now and lift the Recover backoff, at most once per probe interval P.
+//
+// Probes and recoveries run on goroutines the monitor owns, one at a time, with
+// timeouts (WithProbeTimeout, WithRecoverTimeout); a probe in flight is cancelled
+// when evidence arrives or the node is healthy again. Without a Recoverer the
+// monitor only reports.
+//
+// The monitor subscribes to the host's event bus and reads its routing table on
+// its own goroutine; it never registers routing-table callbacks, so it never calls
+// into the table from one of them.
+//
+// Logging: go-log subsystem "resilience/healthmon"; status changes and
+// recoveries at Info, probes at Debug. Metrics: WithMetricsTracer
+// (NewMetricsTracer for Prometheus).
+package healthmon

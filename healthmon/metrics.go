@@ -1,0 +1,172 @@
+package healthmon
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MetricsTracer receives what the monitor does. Implementations must be safe for
+// concurrent use and cheap; they are called outside the monitor's locks. A nil
+// MetricsTracer turns metrics off.
+type MetricsTracer interface {
+	// CheckCompleted is called after every check with the observed status and
+	// the number of connected routing-table peers.
+	CheckCompleted(observed Status, tablePeersConnected int)
+	// StatusChanged is called when the reported status changes.
+	StatusChanged(from, to Status)
+	// ProbeCompleted is called when a Recoverer.Probe call returns.
+	ProbeCompleted(ok bool)
+	// RecoveryStarted is called when the monitor calls Recoverer.Recover.
+	RecoveryStarted(trigger Trigger)
+	// RecoveryCompleted is called when a Recoverer.Recover call returns.
+	RecoveryCompleted(ok bool)
+}
+
+const statusCount = int(Healthy) + 1
+const triggerCount = int(TriggerConnection) + 1
+
+type metricsTracer struct {
+	checks      prometheus.Counter
+	tablePeers  prometheus.Gauge
+	status      [statusCount]prometheus.Gauge
+	changes     [statusCount]prometheus.Counter
+	probes      [2]prometheus.Counter // [failed, ok]
+	started     [triggerCount]prometheus.Counter
+	completions [2]prometheus.Counter
+}
+
+type metricsConfig struct{ reg prometheus.Registerer }
+
+// MetricsOption configures NewMetricsTracer.
+type MetricsOption func(*metricsConfig)
+
+// WithRegisterer registers the metrics with reg. Default: prometheus.DefaultRegisterer.
+func WithRegisterer(reg prometheus.Registerer) MetricsOption {
+	return func(c *metricsConfig) { c.reg = reg }
+}
+
+// NewMetricsTracer returns a MetricsTracer exporting Prometheus metrics:
+//
+//	libp2p_healthmon_checks_total                          checks run
+//	libp2p_healthmon_table_peers_connected                 connected routing-table peers at the last check
+//	libp2p_healthmon_status{status}                        1 for the reported status, 0 for the others
+//	libp2p_healthmon_status_changes_total{status}          reported status changes, by the status entered
+//	libp2p_healthmon_probes_total{result}                  probes by result (ok, failed)
+//	libp2p_healthmon_recoveries_started_total{trigger}     recoveries by trigger (probe, connection)
+//	libp2p_healthmon_recoveries_completed_total{result}    recoveries by result (ok, failed)
+//
+// Collectors already registered under the same names are reused, so several
+// monitors in one process share them.
+func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
+	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.reg == nil {
+		return nil, errors.New("healthmon: NewMetricsTracer: WithRegisterer(nil)")
+	}
+	opts2 := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "libp2p", Subsystem: "healthmon", Name: name, Help: help}
+	}
+	checks := prometheus.NewCounter(prometheus.CounterOpts(opts2("checks_total", "Health checks run.")))
+	tablePeers := prometheus.NewGauge(prometheus.GaugeOpts(opts2("table_peers_connected",
+		"Connected routing-table peers at the last check.")))
+	status := prometheus.NewGaugeVec(prometheus.GaugeOpts(opts2("status",
+		"1 for the reported health status, 0 for the others.")), []string{"status"})
+	changes := prometheus.NewCounterVec(prometheus.CounterOpts(opts2("status_changes_total",
+		"Reported health status changes, by the status entered.")), []string{"status"})
+	probes := prometheus.NewCounterVec(prometheus.CounterOpts(opts2("probes_total",
+		"Recovery probes by result.")), []string{"result"})
+	started := prometheus.NewCounterVec(prometheus.CounterOpts(opts2("recoveries_started_total",
+		"Recoveries started, by trigger.")), []string{"trigger"})
+	completed := prometheus.NewCounterVec(prometheus.CounterOpts(opts2("recoveries_completed_total",
+		"Recoveries completed, by result.")), []string{"result"})
+
+	var err error
+	if checks, err = register(cfg.reg, checks); err != nil {
+		return nil, err
+	}
+	if tablePeers, err = register(cfg.reg, tablePeers); err != nil {
+		return nil, err
+	}
+	if status, err = register(cfg.reg, status); err != nil {
+		return nil, err
+	}
+	if changes, err = register(cfg.reg, changes); err != nil {
+		return nil, err
+	}
+	if probes, err = register(cfg.reg, probes); err != nil {
+		return nil, err
+	}
+	if started, err = register(cfg.reg, started); err != nil {
+		return nil, err
+	}
+	if completed, err = register(cfg.reg, completed); err != nil {
+		return nil, err
+	}
+
+	t := &metricsTracer{checks: checks, tablePeers: tablePeers}
+	for s := range statusCount {
+		t.status[s] = status.WithLabelValues(Status(s).String())
+		t.changes[s] = changes.WithLabelValues(Status(s).String())
+	}
+	for i, r := range []string{"failed", "ok"} {
+		t.probes[i] = probes.WithLabelValues(r)
+		t.completions[i] = completed.WithLabelValues(r)
+	}
+	for tr := TriggerProbe; int(tr) < triggerCount; tr++ {
+		t.started[tr] = started.WithLabelValues(tr.String())
+	}
+	return t, nil
+}
+
+// register registers c, or returns the collector already registered under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (t *metricsTracer) CheckCompleted(_ Status, tablePeersConnected int) {
+	t.checks.Inc()
+	t.tablePeers.Set(float64(tablePeersConnected))
+}
+
+func (t *metricsTracer) StatusChanged(from, to Status) {
+	if int(to) < 0 || int(to) >= statusCount {
+		return
+	}
+	for s := range t.status {
+		v := 0.0
+		if s == int(to) {
+			v = 1
+		}
+		t.status[s].Set(v)
+	}
+	t.changes[to].Inc()
+}
+
+func (t *metricsTracer) ProbeCompleted(ok bool) { t.probes[b2i(ok)].Inc() }
+
+func (t *metricsTracer) RecoveryStarted(trigger Trigger) {
+	if trigger > 0 && int(trigger) < triggerCount {
+		t.started[trigger].Inc()
+	}
+}
+
+func (t *metricsTracer) RecoveryCompleted(ok bool) { t.completions[b2i(ok)].Inc() }

@@ -1,0 +1,420 @@
+package healthmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+)
+
+var log = logging.Logger("resilience/healthmon")
+
+// Sentinel errors; check them with errors.Is.
+var (
+	// ErrInvalidOption marks an argument or option that New rejected.
+	ErrInvalidOption = errors.New("healthmon: invalid option")
+	// ErrClosed is returned by Start after Close.
+	ErrClosed = errors.New("healthmon: monitor closed")
+)
+
+// Monitor watches the routing table of a DHT node, reports its health and, with a
+// Recoverer, drives recovery while the node is not healthy. See the package
+// documentation for the flow.
+//
+// A Monitor is safe for concurrent use. New starts nothing; Start starts the
+// checks, Close stops every goroutine the monitor started.
+type Monitor struct {
+	h   host.Host
+	rt  RoutingTable
+	cfg config
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	lifeMu    sync.Mutex
+	started   bool
+	closed    bool
+	closeOnce sync.Once
+
+	mu      sync.Mutex // serializes checks; guards the fields below
+	damp    damper
+	last    HealthReport
+	hasLast bool
+	subs    map[chan HealthReport]struct{} // nil once closed
+
+	kick    chan struct{}         // CheckHealth asks the loop to look again
+	emitCh  chan EvtHealthChanged // latest change not yet emitted on the bus
+	emitter event.Emitter
+}
+
+// New returns a Monitor of h, judging health on rt (see Status). It checks the
+// options, creates the EvtHealthChanged emitter on h's event bus and starts
+// nothing; call Start. Errors name the bad argument or option and wrap
+// ErrInvalidOption.
+func New(h host.Host, rt RoutingTable, opts ...Option) (*Monitor, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: New: h is nil", ErrInvalidOption)
+	}
+	if rt == nil {
+		return nil, fmt.Errorf("%w: New: rt is nil", ErrInvalidOption)
+	}
+	cfg := defaultConfig()
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("%w: New: opts[%d] is nil", ErrInvalidOption, i)
+		}
+		if err := opt(&cfg); err != nil {
+			return nil, fmt.Errorf("healthmon: New: %w", err)
+		}
+	}
+	if cfg.maxRecoverBackoff < cfg.probeInterval {
+		return nil, fmt.Errorf("%w: New: WithMaxRecoverBackoff(%v) is below the probe interval %v",
+			ErrInvalidOption, cfg.maxRecoverBackoff, cfg.probeInterval)
+	}
+	em, err := h.EventBus().Emitter(new(EvtHealthChanged), eventbus.Stateful)
+	if err != nil {
+		return nil, fmt.Errorf("healthmon: New: EvtHealthChanged emitter: %w", err)
+	}
+	m := &Monitor{
+		h: h, rt: rt, cfg: cfg,
+		damp:    damper{healthyFor: cfg.healthyFor, minDwell: cfg.minDwell},
+		subs:    make(map[chan HealthReport]struct{}),
+		kick:    make(chan struct{}, 1),
+		emitCh:  make(chan EvtHealthChanged, 1),
+		emitter: em,
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Start checks at once and then keeps checking and recovering until Close. It
+// subscribes to the host's connection, local address and reachability events and,
+// if enabled, watches kernel network changes. A second call does nothing; after
+// Close it returns ErrClosed.
+func (m *Monitor) Start() error {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.started {
+		return nil
+	}
+	sub, err := m.h.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtLocalAddressesUpdated),
+		new(event.EvtLocalReachabilityChanged),
+	}, eventbus.Name("resilience/healthmon"), eventbus.BufSize(256))
+	if err != nil {
+		return fmt.Errorf("healthmon: Start: subscribe to host events: %w", err)
+	}
+	var netCh <-chan NetChange
+	var watcher *NetWatcher
+	switch {
+	case !m.cfg.netWatch:
+	case m.cfg.netChanges != nil:
+		netCh = m.cfg.netChanges
+	default:
+		watcher, err = WatchNetwork(m.cfg.netWatchOpts...)
+		switch {
+		case errors.Is(err, ErrNetWatchUnsupported):
+			log.Debugw("kernel network changes not watched", "err", err)
+		case err != nil:
+			log.Warnw("cannot watch kernel network changes; running without", "err", err)
+		default:
+			netCh = watcher.Changes()
+		}
+	}
+	m.started = true
+	m.wg.Add(2)
+	go m.run(sub, netCh, watcher)
+	go m.emitLoop()
+	log.Infow("health monitor started", "min_peers", m.cfg.minPeers, "check_interval", m.cfg.checkInterval,
+		"probe_interval", m.cfg.probeInterval, "recovery", m.cfg.recoverer != nil, "net_watch", netCh != nil)
+	return nil
+}
+
+// Close stops the monitor: it cancels a probe or recovery in flight and waits for
+// it and for every goroutine the monitor started, closes the kernel watcher, the
+// event subscription and the emitter, and closes all subscriber channels. It is
+// idempotent and safe to call concurrently (later calls wait for the first);
+// it always returns nil.
+func (m *Monitor) Close() error {
+	m.closeOnce.Do(func() {
+		m.lifeMu.Lock()
+		m.closed = true
+		m.lifeMu.Unlock()
+		m.cancel()
+		m.wg.Wait()
+		if err := m.emitter.Close(); err != nil {
+			log.Debugw("close emitter", "err", err)
+		}
+		m.closeSubscribers()
+		log.Debugw("health monitor closed")
+	})
+	return nil
+}
+
+// CheckHealth checks now and returns the report; the check also counts for the
+// hysteresis and, when the monitor runs, prompts recovery to act on it. A check
+// only reads in-memory state (the routing table, the host's connections, the
+// ConnectionManager's counts) and never blocks on the network, so ctx is not
+// consulted. CheckHealth works before Start and after Close too.
+func (m *Monitor) CheckHealth(ctx context.Context) HealthReport {
+	_ = ctx
+	rep, _ := m.check()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	return rep
+}
+
+// IsHealthy reports whether the reported status of the latest check is Healthy;
+// false before the first check.
+func (m *Monitor) IsHealthy() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last.IsHealthy
+}
+
+// LastReport returns the report of the latest check (the zero report, with
+// StatusUnknown, before the first check) without checking.
+func (m *Monitor) LastReport() HealthReport {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last
+}
+
+// check runs one check. It returns the report and, when the hysteresis holds a
+// change back, when to check again.
+func (m *Monitor) check() (HealthReport, time.Time) {
+	m.mu.Lock()
+	nw := m.h.Network()
+	peers := m.rt.ListPeers()
+	live := 0
+	for _, p := range peers {
+		if nw.Connectedness(p) == network.Connected {
+			live++
+		}
+	}
+	rep := HealthReport{
+		Observed:            statusOf(live, m.cfg.minPeers),
+		RoutingTableSize:    len(peers),
+		TablePeersConnected: live,
+		ConnectedPeers:      len(nw.Peers()),
+		MinPeersThreshold:   m.cfg.minPeers,
+	}
+	if m.cfg.manager != nil {
+		st := m.cfg.manager.Stats()
+		rep.FailedConnections = st.Failed + st.Exhausted
+		rep.RecoveringConnections = st.Retrying + st.Connecting
+	}
+	rep.Timestamp = time.Now()
+	from, to, recheckAt := m.damp.observe(rep.Timestamp, rep.Observed)
+	rep.Status, rep.IsHealthy = to, to == Healthy
+	m.last, m.hasLast = rep, true
+	if from != to {
+		m.publishLocked(from, rep)
+	}
+	m.mu.Unlock()
+
+	if t := m.cfg.tracer; t != nil {
+		t.CheckCompleted(rep.Observed, live)
+		if from != to {
+			t.StatusChanged(from, to)
+		}
+	}
+	if from != to {
+		log.Infow("health changed", "from", from, "to", to, "table_peers_connected", live,
+			"routing_table", len(peers), "connected_peers", rep.ConnectedPeers, "min_peers", m.cfg.minPeers)
+	} else if !recheckAt.IsZero() {
+		log.Debugw("health change held back by hysteresis", "reported", to, "observed", rep.Observed, "until", recheckAt)
+	}
+	return rep, recheckAt
+}
+
+// run is the monitor's loop: periodic and event-driven checks, and recovery.
+func (m *Monitor) run(sub event.Subscription, netCh <-chan NetChange, watcher *NetWatcher) {
+	defer m.wg.Done()
+	defer func() {
+		if err := sub.Close(); err != nil {
+			log.Debugw("close event subscription", "err", err)
+		}
+		if watcher != nil {
+			_ = watcher.Close()
+		}
+	}()
+
+	rec := newRecovery(m.cfg.probeInterval, m.cfg.maxRecoverBackoff)
+	results := make(chan opResult, 1) // one operation at a time: a send never blocks
+	var opCancel context.CancelFunc
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	checkNow := true
+	var nextCheck, recheckAt time.Time
+	for {
+		now := time.Now()
+		if checkNow || !now.Before(nextCheck) || (!recheckAt.IsZero() && !now.Before(recheckAt)) {
+			var rep HealthReport
+			rep, recheckAt = m.check()
+			now = rep.Timestamp
+			rec.observe(now, rep.Observed)
+			nextCheck = now.Add(m.cfg.checkInterval)
+			checkNow = false
+		}
+		wake := nextCheck
+		if !recheckAt.IsZero() && recheckAt.Before(wake) {
+			wake = recheckAt
+		}
+		if m.cfg.recoverer != nil {
+			a := rec.step(now)
+			if a.cancel && opCancel != nil {
+				opCancel()
+			}
+			switch a.start {
+			case opProbe:
+				opCancel = m.startOp(opProbe, m.cfg.probeTimeout, m.cfg.recoverer.Probe, results)
+			case opRecover:
+				log.Infow("recovering", "trigger", a.trigger)
+				if t := m.cfg.tracer; t != nil {
+					t.RecoveryStarted(a.trigger)
+				}
+				opCancel = m.startOp(opRecover, m.cfg.recoverTimeout, m.cfg.recoverer.Recover, results)
+			}
+			if !a.wakeAt.IsZero() && a.wakeAt.Before(wake) {
+				wake = a.wakeAt
+			}
+		}
+		timer.Reset(time.Until(wake))
+
+		select {
+		case <-m.ctx.Done():
+			if opCancel != nil {
+				opCancel() // the operation's goroutine is in m.wg
+			}
+			return
+		case <-timer.C:
+		case <-m.kick:
+			checkNow = true
+		case res := <-results:
+			opCancel()
+			opCancel = nil
+			m.finished(rec, res)
+			checkNow = true
+		case e, ok := <-sub.Out():
+			if !ok {
+				return // cannot happen: only run closes sub
+			}
+			m.onBusEvent(rec, e)
+			// Coalesce a burst (say, the connections a recovery opens) into one check.
+		burst:
+			for range 64 {
+				select {
+				case e, ok := <-sub.Out():
+					if !ok {
+						return
+					}
+					m.onBusEvent(rec, e)
+				default:
+					break burst
+				}
+			}
+			checkNow = true
+		case c, ok := <-netCh:
+			if !ok {
+				netCh = nil // the caller's channel (WithNetChanges) was closed
+				continue
+			}
+			m.onNetChange(rec, c)
+			checkNow = true
+		}
+	}
+}
+
+// startOp runs call in a goroutine owned by the monitor and delivers its result
+// on results. It returns the cancel function of the call's context.
+func (m *Monitor) startOp(kind opKind, timeout time.Duration, call func(context.Context) error, results chan<- opResult) context.CancelFunc {
+	ctx, cancel := context.WithTimeout(m.ctx, timeout)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		err := call(ctx)
+		results <- opResult{kind: kind, err: err}
+	}()
+	return cancel
+}
+
+func (m *Monitor) finished(rec *recovery, res opResult) {
+	rec.finished(time.Now(), res)
+	t := m.cfg.tracer
+	switch res.kind {
+	case opProbe:
+		if res.err != nil {
+			log.Debugw("probe failed", "err", res.err)
+		} else {
+			log.Debugw("probe succeeded")
+		}
+		if t != nil {
+			t.ProbeCompleted(res.err == nil)
+		}
+	case opRecover:
+		if res.err != nil {
+			log.Infow("recovery finished with error", "err", res.err)
+		} else {
+			log.Debugw("recovery finished")
+		}
+		if t != nil {
+			t.RecoveryCompleted(res.err == nil)
+		}
+	}
+}
+
+func (m *Monitor) onBusEvent(rec *recovery, e any) {
+	switch e := e.(type) {
+	case event.EvtPeerConnectednessChanged:
+		if e.Connectedness == network.Connected {
+			rec.connected()
+		}
+	case event.EvtLocalAddressesUpdated:
+		if rec.networkChanged(time.Now()) {
+			log.Debugw("local addresses changed: probing now")
+		}
+	case event.EvtLocalReachabilityChanged:
+		if rec.networkChanged(time.Now()) {
+			log.Debugw("reachability changed: probing now", "reachability", e.Reachability)
+		}
+	}
+}
+
+func (m *Monitor) onNetChange(rec *recovery, c NetChange) {
+	if (c.Kind == LinkChanged && c.Up) || c.Kind == AddrAdded {
+		if rec.networkChanged(time.Now()) {
+			log.Infow("network came back: probing now", "change", c.String())
+		}
+	}
+}
+
+// emitLoop emits EvtHealthChanged on the bus off the monitor's loop.
+func (m *Monitor) emitLoop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case ev := <-m.emitCh:
+			if err := m.emitter.Emit(ev); err != nil {
+				log.Debugw("emit EvtHealthChanged", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,253 @@
+package healthmon
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/chiral-network/go-libp2p-resilience/resilience"
+)
+
+// Defaults of the options.
+const (
+	// DefaultMinPeers is the routing-table peers (connected) a healthy node has (WithMinPeers).
+	DefaultMinPeers = 4
+	// DefaultCheckInterval is the time between periodic checks (WithCheckInterval).
+	DefaultCheckInterval = 10 * time.Second
+	// DefaultProbeInterval is the minimum time between two probes while unhealthy
+	// (WithProbeInterval); each gap is drawn from [d, d+d/5].
+	DefaultProbeInterval = 5 * time.Second
+	// DefaultProbeTimeout bounds one Recoverer.Probe call (WithProbeTimeout).
+	DefaultProbeTimeout = 10 * time.Second
+	// DefaultRecoverTimeout bounds one Recoverer.Recover call (WithRecoverTimeout).
+	DefaultRecoverTimeout = time.Minute
+	// DefaultHealthyFor is how long the table must stay healthy before Healthy is
+	// reported again (WithHysteresis).
+	DefaultHealthyFor = time.Second
+	// DefaultMinDwell is the minimum time before the reported status may reverse
+	// direction (WithHysteresis).
+	DefaultMinDwell = 5 * time.Second
+	// DefaultMaxRecoverBackoff caps the wait between two recoveries that did not
+	// make the node healthy (it starts at the probe interval and doubles).
+	DefaultMaxRecoverBackoff = time.Minute
+)
+
+// Option configures New. Options are applied in order; an invalid one makes New
+// fail with an error that names it (and wraps ErrInvalidOption).
+type Option func(*config) error
+
+type config struct {
+	minPeers          int
+	checkInterval     time.Duration
+	probeInterval     time.Duration
+	probeTimeout      time.Duration
+	recoverTimeout    time.Duration
+	maxRecoverBackoff time.Duration
+	healthyFor        time.Duration
+	minDwell          time.Duration
+	recoverer         Recoverer
+	manager           *resilience.ConnectionManager
+	tracer            MetricsTracer
+	netWatch          bool
+	netChanges        <-chan NetChange
+	netWatchOpts      []NetWatchOption
+}
+
+func defaultConfig() config {
+	return config{
+		minPeers:          DefaultMinPeers,
+		checkInterval:     DefaultCheckInterval,
+		probeInterval:     DefaultProbeInterval,
+		probeTimeout:      DefaultProbeTimeout,
+		recoverTimeout:    DefaultRecoverTimeout,
+		maxRecoverBackoff: DefaultMaxRecoverBackoff,
+		healthyFor:        DefaultHealthyFor,
+		minDwell:          DefaultMinDwell,
+		netWatch:          runtime.GOOS == "linux",
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// WithMinPeers sets how many routing-table peers the host must be connected to for
+// the node to be Healthy. Default DefaultMinPeers (4); n must be at least 1.
+func WithMinPeers(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithMinPeers(%d): n must be at least 1", n)
+		}
+		c.minPeers = n
+		return nil
+	}
+}
+
+// WithCheckInterval sets the time between periodic checks. Default
+// DefaultCheckInterval (10 s); must be positive. Events (connections, address and
+// kernel network changes) trigger extra checks at once.
+func WithCheckInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithCheckInterval(%v): must be positive", d)
+		}
+		c.checkInterval = d
+		return nil
+	}
+}
+
+// WithProbeInterval sets the minimum time between two probes while the node is
+// unhealthy. Each gap is drawn uniformly from [d, d+d/5], so probes never come
+// faster than one per d: with the default DefaultProbeInterval (5 s) an outage costs
+// at most 12 probe dials a minute. Must be positive. It is also the first step of
+// the backoff between recoveries that did not make the node healthy.
+func WithProbeInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithProbeInterval(%v): must be positive", d)
+		}
+		c.probeInterval = d
+		return nil
+	}
+}
+
+// WithProbeTimeout bounds each Recoverer.Probe call. Default DefaultProbeTimeout
+// (10 s); must be positive.
+func WithProbeTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithProbeTimeout(%v): must be positive", d)
+		}
+		c.probeTimeout = d
+		return nil
+	}
+}
+
+// WithRecoverTimeout bounds each Recoverer.Recover call. Default
+// DefaultRecoverTimeout (1 min); must be positive.
+func WithRecoverTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithRecoverTimeout(%v): must be positive", d)
+		}
+		c.recoverTimeout = d
+		return nil
+	}
+}
+
+// WithMaxRecoverBackoff caps the wait between two recoveries that left the node
+// unhealthy; the wait starts at the probe interval and doubles. Default
+// DefaultMaxRecoverBackoff (1 min); must be at least the probe interval (checked
+// by New after all options are applied).
+func WithMaxRecoverBackoff(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithMaxRecoverBackoff(%v): must be positive", d)
+		}
+		c.maxRecoverBackoff = d
+		return nil
+	}
+}
+
+// WithHysteresis damps the reported status (Status in reports, IsHealthy,
+// subscriptions and EvtHealthChanged); recovery always acts on the latest check.
+//
+//   - healthyFor: a non-healthy monitor reports Healthy only after every check for
+//     healthyFor found the node healthy (the monitor checks again when healthyFor
+//     has passed). 0 reports Healthy at the first healthy check. Default
+//     DefaultHealthyFor (1 s).
+//   - minDwell: the reported status never reverses direction (gets better after
+//     getting worse, or worse after getting better) within minDwell of the
+//     previous change; such a change is reported when minDwell has passed, if the
+//     check then still calls for it. Changes that continue in the same direction
+//     (Healthy -> Degraded -> Unhealthy, or back up) are not held. 0 = no
+//     minimum. Default DefaultMinDwell (5 s).
+//
+// So a flapping link makes the reported status change at most twice per minDwell.
+// Worse statuses are reported at the first check that finds them unless that is
+// a reversal. Both durations must be >= 0.
+func WithHysteresis(healthyFor, minDwell time.Duration) Option {
+	return func(c *config) error {
+		if healthyFor < 0 {
+			return invalid("WithHysteresis: healthyFor %v is negative", healthyFor)
+		}
+		if minDwell < 0 {
+			return invalid("WithHysteresis: minDwell %v is negative", minDwell)
+		}
+		c.healthyFor, c.minDwell = healthyFor, minDwell
+		return nil
+	}
+}
+
+// WithRecoverer makes the monitor drive recovery through r while the node is not
+// healthy (see Recoverer). Default: none; the monitor then only reports. r must
+// not be nil.
+func WithRecoverer(r Recoverer) Option {
+	return func(c *config) error {
+		if r == nil {
+			return invalid("WithRecoverer: r is nil")
+		}
+		c.recoverer = r
+		return nil
+	}
+}
+
+// WithManager takes FailedConnections and RecoveringConnections of each report
+// from m (the ConnectionManager the dialer records its trackers in). Default:
+// none; both counts are then 0. m must not be nil.
+func WithManager(m *resilience.ConnectionManager) Option {
+	return func(c *config) error {
+		if m == nil {
+			return invalid("WithManager: m is nil")
+		}
+		c.manager = m
+		return nil
+	}
+}
+
+// WithMetricsTracer reports checks, status changes, probes and recoveries to t
+// (NewMetricsTracer exports them to Prometheus). Default nil: metrics off.
+func WithMetricsTracer(t MetricsTracer) Option {
+	return func(c *config) error {
+		c.tracer = t
+		return nil
+	}
+}
+
+// WithNetWatch turns watching the kernel's link and address changes (WatchNetwork)
+// on or off. Default: on on Linux, off elsewhere. When the watcher cannot start
+// (unsupported platform, no netlink access) the monitor logs it and runs without.
+func WithNetWatch(on bool) Option {
+	return func(c *config) error {
+		c.netWatch = on
+		return nil
+	}
+}
+
+// WithNetWatchOptions passes opts to WatchNetwork (for example WithNetNS).
+// Default: none. Has no effect while net watching is off or WithNetChanges is set.
+func WithNetWatchOptions(opts ...NetWatchOption) Option {
+	return func(c *config) error {
+		for i, o := range opts {
+			if o == nil {
+				return invalid("WithNetWatchOptions: opts[%d] is nil", i)
+			}
+		}
+		c.netWatchOpts = append(c.netWatchOpts, opts...)
+		return nil
+	}
+}
+
+// WithNetChanges makes the monitor read network changes from ch instead of
+// watching the kernel itself: for callers with a watcher of their own, and for
+// tests. It turns net watching on. The monitor stops reading when ch is closed; it
+// never closes ch. Default: none. ch must not be nil.
+func WithNetChanges(ch <-chan NetChange) Option {
+	return func(c *config) error {
+		if ch == nil {
+			return invalid("WithNetChanges: ch is nil")
+		}
+		c.netChanges, c.netWatch = ch, true
+		return nil
+	}
+}
