@@ -176,7 +176,7 @@ func (h *Host) round(f *flight) error {
 	case err == nil:
 		log.Debugw("connected", "peer", f.id)
 	case f.ctx.Err() != nil:
-		h.mgr.Modify(id, abandonTracker)
+		// RetryTracked already moved the tracker to Idle.
 	default:
 		log.Debugw("round failed", "peer", f.id, "err", err)
 	}

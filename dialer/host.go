@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -80,10 +79,7 @@ func Wrap(h host.Host, opts ...Option) (*Host, error) {
 	mgr := cfg.manager
 	if mgr == nil {
 		var err error
-		mgr, err = resilience.NewConnectionManager(
-			resilience.WithDefaultConfig(cfg.defaultCfg),
-			resilience.WithClock(monotonicClock()),
-		)
+		mgr, err = resilience.NewConnectionManager(resilience.WithDefaultConfig(cfg.defaultCfg))
 		if err != nil {
 			return nil, fmt.Errorf("dialer: Wrap: %w", err)
 		}
@@ -124,15 +120,6 @@ func Wrap(h host.Host, opts ...Option) (*Host, error) {
 		}
 	}
 	return dh, nil
-}
-
-// monotonicClock returns a clock for the manager's expiry decisions that reads
-// only the monotonic clock: about half the cost of time.Now (one clock read
-// instead of two), which matters on the notifiee's path, and immune to wall-clock
-// jumps.
-func monotonicClock() func() time.Time {
-	base := time.Now()
-	return func() time.Time { return base.Add(time.Since(base)) }
 }
 
 // Manager returns the ConnectionManager holding the Host's trackers.
@@ -357,8 +344,8 @@ func (h *Host) prepareTracker(id peer.ID, cfg resilience.RetryConfig) {
 }
 
 // leftByFailedRound reports whether t is what a round that did not connect leaves
-// behind: Failed, Exhausted, Retrying (abandoned mid-backoff) or Idle with
-// failures (abandoned, see abandonTracker).
+// behind: Failed, Exhausted, Retrying, or Idle with failures (a round whose
+// callers all left; RetryTracked records that as a cancel).
 func leftByFailedRound(t *resilience.ConnectionTracker) bool {
 	switch t.State {
 	case resilience.Failed, resilience.Exhausted, resilience.Retrying:
@@ -367,15 +354,6 @@ func leftByFailedRound(t *resilience.ConnectionTracker) bool {
 		return t.ConsecutiveFailures > 0
 	default:
 		return false
-	}
-}
-
-// abandonTracker moves a tracker whose round nobody waits for any more out of
-// Retrying: no retry is scheduled, and an active (Retrying) tracker would never
-// expire from the manager.
-func abandonTracker(t *resilience.ConnectionTracker) {
-	if t.State == resilience.Retrying {
-		t.State = resilience.Idle
 	}
 }
 

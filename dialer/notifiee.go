@@ -40,7 +40,7 @@ func (n *notifiee) Connected(_ network.Network, c network.Conn) {
 func (n *notifiee) Disconnected(net network.Network, c network.Conn) {
 	p := c.RemotePeer()
 	gone := false
-	n.h.mgr.Modify(n.h.keys.key(p), func(t *resilience.ConnectionTracker) {
+	n.h.mgr.ModifyExisting(n.h.keys.key(p), func(t *resilience.ConnectionTracker) {
 		if net.Connectedness(p) != network.Connected {
 			gone = true
 			t.RecordDisconnect()

@@ -133,14 +133,16 @@ func NewConnectionManager(opts ...ManagerOption) (*ConnectionManager, error) {
 		defaultConfig: DefaultRetryConfig(),
 		idleTTL:       DefaultIdleTTL,
 		maxTrackers:   DefaultMaxTrackers,
-		now:           time.Now,
 	}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	m := &ConnectionManager{cfg: cfg, epoch: cfg.now(), seed: rand.Uint64() | 1}
+	m := &ConnectionManager{cfg: cfg, epoch: time.Now(), seed: rand.Uint64() | 1}
+	if cfg.now != nil {
+		m.epoch = cfg.now()
+	}
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.entries = make(map[string]*entry)
@@ -163,12 +165,20 @@ func (m *ConnectionManager) shardFor(id string) *shard {
 	return &m.shards[(h^h>>29)&(shardCount-1)]
 }
 
-func (m *ConnectionManager) clock() int64 { return int64(m.cfg.now().Sub(m.epoch)) }
+// clock returns the manager's time: ns since its creation. The default reads
+// only the monotonic clock (time.Since), half the cost of time.Now.
+func (m *ConnectionManager) clock() int64 {
+	if m.cfg.now != nil {
+		return int64(m.cfg.now().Sub(m.epoch))
+	}
+	return int64(time.Since(m.epoch))
+}
 
 // lookup returns id's live entry; an expired one is removed. s.mu must be held.
-func (m *ConnectionManager) lookup(s *shard, id string) *entry {
+// now is read only if an inactive entry needs checking.
+func (m *ConnectionManager) lookup(s *shard, id string, now *lazyClock) *entry {
 	e := s.entries[id]
-	if e != nil && !e.t.State.active() && m.clock()-e.touched >= int64(m.cfg.idleTTL) {
+	if e != nil && !e.t.State.active() && now.get(m)-e.touched >= int64(m.cfg.idleTTL) {
 		m.removeLocked(s, e)
 		return nil
 	}
@@ -177,12 +187,12 @@ func (m *ConnectionManager) lookup(s *shard, id string) *entry {
 
 // getOrCreate returns id's entry, creating it with cfg. s.mu must be held.
 // created reports whether the caller must call afterCreate once s.mu is released.
-func (m *ConnectionManager) getOrCreate(s *shard, id string, cfg *RetryConfig) (e *entry, created bool) {
-	if e = m.lookup(s, id); e != nil {
+func (m *ConnectionManager) getOrCreate(s *shard, id string, cfg *RetryConfig, now *lazyClock) (e *entry, created bool) {
+	if e = m.lookup(s, id, now); e != nil {
 		return e, false
 	}
-	m.expireLocked(s, 4)
-	e = &entry{t: ConnectionTracker{ConnectionID: id, Config: *cfg}, touched: m.clock()}
+	m.expireLocked(s, 4, now.get(m))
+	e = &entry{t: ConnectionTracker{ConnectionID: id, Config: *cfg}, touched: now.get(m)}
 	s.entries[id] = e
 	s.states[Idle]++
 	s.pushIdle(e)
@@ -198,12 +208,13 @@ func (m *ConnectionManager) getOrCreate(s *shard, id string, cfg *RetryConfig) (
 // returns false.
 func (m *ConnectionManager) apply(id string, cfg *RetryConfig, op func(t *ConnectionTracker, s *shard)) (ConnectionTracker, bool) {
 	s := m.shardFor(id)
+	var now lazyClock
 	s.mu.Lock()
 	var e *entry
 	overflow := false
 	if cfg != nil {
-		e, overflow = m.getOrCreate(s, id, cfg)
-	} else if e = m.lookup(s, id); e == nil {
+		e, overflow = m.getOrCreate(s, id, cfg, &now)
+	} else if e = m.lookup(s, id, &now); e == nil {
 		s.mu.Unlock()
 		return ConnectionTracker{}, false
 	}
@@ -221,10 +232,10 @@ func (m *ConnectionManager) apply(id string, cfg *RetryConfig, op func(t *Connec
 			unlink(e)
 		}
 	case from.active():
-		e.touched = m.clock()
+		e.touched = now.get(m)
 		s.pushIdle(e)
 	default: // inactive before and after: now the most recently used
-		e.touched = m.clock()
+		e.touched = now.get(m)
 		unlink(e)
 		s.pushIdle(e)
 	}
@@ -268,9 +279,10 @@ func (m *ConnectionManager) SetConfig(id string, cfg RetryConfig) error {
 // Get returns a copy of id's tracker, if there is one.
 func (m *ConnectionManager) Get(id string) (ConnectionTracker, bool) {
 	s := m.shardFor(id)
+	var now lazyClock
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := m.lookup(s, id); e != nil {
+	if e := m.lookup(s, id, &now); e != nil {
 		return e.t, true
 	}
 	return ConnectionTracker{}, false
@@ -307,6 +319,16 @@ func (m *ConnectionManager) Modify(id string, fn func(*ConnectionTracker)) Conne
 	return t
 }
 
+// ModifyExisting is Modify without creating: it reports false, and does not call
+// fn, if id has no tracker.
+func (m *ConnectionManager) ModifyExisting(id string, fn func(*ConnectionTracker)) (ConnectionTracker, bool) {
+	return m.apply(id, nil, func(t *ConnectionTracker, s *shard) {
+		before := *t
+		fn(t)
+		s.count(&before, t)
+	})
+}
+
 // RecordAttempt marks the start of an attempt on id's tracker.
 func (m *ConnectionManager) RecordAttempt(id string) {
 	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
@@ -315,11 +337,15 @@ func (m *ConnectionManager) RecordAttempt(id string) {
 	})
 }
 
-// RecordSuccess marks id's connection as up.
+// RecordSuccess marks id's connection as up. Stats count it as a success only if
+// the tracker was not already Connected (a dial that succeeds after the
+// connection event already announced it is one success, not two).
 func (m *ConnectionManager) RecordSuccess(id string) {
 	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
+		if t.State != Connected {
+			s.successes++
+		}
 		t.RecordSuccess()
-		s.successes++
 	})
 }
 
@@ -342,8 +368,8 @@ func (m *ConnectionManager) RecordDisconnect(id string) {
 	m.apply(id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordDisconnect() })
 }
 
-// RecordCanceled records that the attempt in flight on id was abandoned by its
-// caller; see ConnectionTracker.RecordCanceled. It does not create a tracker.
+// RecordCanceled records that id's caller gave up; see
+// ConnectionTracker.RecordCanceled. It does not create a tracker.
 func (m *ConnectionManager) RecordCanceled(id string) {
 	m.apply(id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordCanceled() })
 }
@@ -420,7 +446,7 @@ func (m *ConnectionManager) Sweep() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += m.expireLocked(s, math.MaxInt)
+		n += m.expireLocked(s, math.MaxInt, m.clock())
 		s.mu.Unlock()
 	}
 	return n
@@ -472,8 +498,8 @@ func (m *ConnectionManager) Stats() ConnectionStats {
 }
 
 // expireLocked removes up to limit expired entries from the cold end of s's idle list.
-func (m *ConnectionManager) expireLocked(s *shard, limit int) int {
-	now, n := m.clock(), 0
+func (m *ConnectionManager) expireLocked(s *shard, limit int, now int64) int {
+	n := 0
 	for e := s.idle.prev; e != &s.idle && n < limit && now-e.touched >= int64(m.cfg.idleTTL); e = s.idle.prev {
 		m.removeLocked(s, e)
 		n++
@@ -525,6 +551,19 @@ func (s *shard) count(before, after *ConnectionTracker) {
 	if after.State == Connected && before.State != Connected {
 		s.successes++
 	}
+}
+
+// lazyClock reads the manager's clock at most once per operation, and only if needed.
+type lazyClock struct {
+	ns   int64
+	read bool
+}
+
+func (c *lazyClock) get(m *ConnectionManager) int64 {
+	if !c.read {
+		c.ns, c.read = m.clock(), true
+	}
+	return c.ns
 }
 
 func (s *shard) pushIdle(e *entry) {

@@ -145,6 +145,30 @@ func TestManagerByStateAndStats(t *testing.T) {
 	}
 }
 
+func TestManagerSuccessCountedOncePerConnection(t *testing.T) {
+	m := newManager(t)
+	m.RecordSuccess("p") // the connection event
+	m.RecordSuccess("p") // the dial that caused it returns
+	m.Modify("p", func(tr *resilience.ConnectionTracker) { tr.RecordSuccess() })
+	if st := m.Stats(); st.TotalSuccesses != 1 {
+		t.Fatalf("one connection counted %d times", st.TotalSuccesses)
+	}
+	m.RecordDisconnect("p")
+	m.RecordSuccess("p")
+	if st := m.Stats(); st.TotalSuccesses != 2 {
+		t.Fatalf("reconnection: %d successes, want 2", st.TotalSuccesses)
+	}
+	if _, ok := m.ModifyExisting("nobody", func(*resilience.ConnectionTracker) { t.Fatal("fn called") }); ok {
+		t.Fatal("ModifyExisting reported a tracker that does not exist")
+	}
+	if _, ok := m.Get("nobody"); ok {
+		t.Fatal("ModifyExisting created a tracker")
+	}
+	if tr, ok := m.ModifyExisting("p", func(tr *resilience.ConnectionTracker) { tr.RecordDisconnect() }); !ok || tr.State != resilience.Idle {
+		t.Fatalf("ModifyExisting: %+v %v", tr, ok)
+	}
+}
+
 func TestManagerRecordFailureReportsNextDelay(t *testing.T) {
 	cfg := fastConfig(2)
 	m := newManager(t, resilience.WithDefaultConfig(cfg))
@@ -198,8 +222,9 @@ func TestManagerConcurrentExactTotals(t *testing.T) {
 	wg.Wait()
 	st := m.Stats()
 	const total = goroutines * perG
-	if st.TotalAttempts != total*3/4 || st.TotalSuccesses != total/4 || st.TotalFailures != total*3/4 {
-		t.Fatalf("stats %+v, want %d attempts, %d successes, %d failures", st, total*3/4, total/4, total*3/4)
+	// Successes count entries into Connected: at most one per RecordSuccess.
+	if st.TotalAttempts != total*3/4 || st.TotalFailures != total*3/4 || st.TotalSuccesses == 0 || st.TotalSuccesses > total/4 {
+		t.Fatalf("stats %+v, want %d attempts, %d failures, 1..%d successes", st, total*3/4, total*3/4, total/4)
 	}
 	var attempts uint32
 	for _, tr := range m.All() {

@@ -114,6 +114,7 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 	for attempt := uint32(1); ; attempt++ {
 		if len(s.guards) > 0 {
 			if err := s.before(ctx, attempt); err != nil {
+				t.RecordCanceled() // nothing is scheduled any more
 				if ctx.Err() != nil {
 					return zero, errors.Join(context.Cause(ctx), lastErr)
 				}
@@ -168,9 +169,11 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		case <-woken:
 			// The network came back: retry soon, spread so waiters do not stampede.
 			if err := Sleep(ctx, s.adaptive.WakeSpread(delay)); err != nil {
+				t.RecordCanceled()
 				return zero, errors.Join(err, lastErr)
 			}
 		case <-ctx.Done():
+			t.RecordCanceled()
 			return zero, errors.Join(context.Cause(ctx), lastErr)
 		}
 	}

@@ -134,6 +134,25 @@ func TestRetryCancelMidBackoff(t *testing.T) {
 	})
 }
 
+// A tracker whose caller gave up during the backoff wait is not left Retrying
+// (an active state that never expires).
+func TestRetryTrackedCancelDuringWaitLeavesIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManager(t, resilience.WithDefaultConfig(fastConfig(0)))
+		ctx, cancel := context.WithTimeout(t.Context(), 25*time.Millisecond)
+		defer cancel()
+		var calls atomic.Int32
+		_, err := resilience.RetryTracked(ctx, m.Tracked("p"), failing(100, errTest, &calls))
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v", err)
+		}
+		tr, _ := m.Get("p")
+		if tr.State != resilience.Idle || tr.ConsecutiveFailures == 0 {
+			t.Fatalf("tracker after giving up: %+v", tr)
+		}
+	})
+}
+
 func TestRetryCanceledBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -137,16 +137,12 @@ func (t *ConnectionTracker) RecordDisconnect() {
 	}
 }
 
-// RecordCanceled records that the caller abandoned the attempt in flight (its
-// context ended): the attempt stays counted but is no failure of the connection,
-// so a Connecting tracker returns to Retrying after earlier failures, else to Idle.
+// RecordCanceled records that the caller gave up (its context ended) during an
+// attempt or while waiting for the next one: the attempt stays counted but is no
+// failure of the connection, and since nothing is in flight or scheduled any
+// more, a Connecting or Retrying tracker becomes Idle (keeping its counters).
 func (t *ConnectionTracker) RecordCanceled() {
-	if t.State != Connecting {
-		return
-	}
-	if t.ConsecutiveFailures > 0 {
-		t.State = Retrying
-	} else {
+	if t.State == Connecting || t.State == Retrying {
 		t.State = Idle
 	}
 }
@@ -194,6 +190,6 @@ type Tracked interface {
 	// RecordFailureDelay records a failed attempt and reports the delay before the
 	// next one, or false when no further attempt is allowed.
 	RecordFailureDelay(err error) (time.Duration, bool)
-	// RecordCanceled records that the caller abandoned the attempt in flight.
+	// RecordCanceled records that the caller gave up during an attempt or a wait.
 	RecordCanceled()
 }

@@ -125,11 +125,13 @@ func TestStateTransitions(t *testing.T) {
 		{"connected→idle on disconnect", func(tr *resilience.ConnectionTracker) { tr.RecordSuccess(); tr.RecordDisconnect() }, resilience.Idle},
 		{"disconnect leaves retrying alone", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(errTest); tr.RecordDisconnect() }, resilience.Retrying},
 		{"connecting→idle on cancel", func(tr *resilience.ConnectionTracker) { tr.RecordAttempt(); tr.RecordCanceled() }, resilience.Idle},
-		{"connecting→retrying on cancel after failures", func(tr *resilience.ConnectionTracker) {
+		{"connecting→idle on cancel after failures", func(tr *resilience.ConnectionTracker) {
 			tr.RecordFailure(errTest)
 			tr.RecordAttempt()
 			tr.RecordCanceled()
-		}, resilience.Retrying},
+		}, resilience.Idle},
+		{"retrying→idle on cancel", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(errTest); tr.RecordCanceled() }, resilience.Idle},
+		{"cancel leaves connected alone", func(tr *resilience.ConnectionTracker) { tr.RecordSuccess(); tr.RecordCanceled() }, resilience.Connected},
 		{"idle→connected (inbound)", func(tr *resilience.ConnectionTracker) { tr.RecordSuccess() }, resilience.Connected},
 		{"retrying→connected", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(errTest); tr.RecordSuccess() }, resilience.Connected},
 		{"failed→connected", func(tr *resilience.ConnectionTracker) { tr.RecordFailure(permanent); tr.RecordSuccess() }, resilience.Connected},
