@@ -11,12 +11,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// ErrBadAddr is wrapped by every error ParseAddrs and ParseAddrsFile return
-// for an entry that is not a usable bootstrap address. Check it with
-// errors.Is; the message names the entry (index or file:line), its text and
-// what is wrong with it.
-var ErrBadAddr = errors.New("bad bootstrap address")
-
 // Reasons an entry is rejected; they appear in the error message.
 const (
 	reasonEmpty       = "empty entry"

@@ -20,18 +20,6 @@ import (
 // logger is the package logger.
 var logger = logging.Logger("resilience/bootstrap")
 
-// ErrCorruptBackup is wrapped by the error loadBackup returns when the
-// backup file exists but its content is unusable: not JSON, an unsupported
-// version, a bad peer entry, or no usable peer at all. The message names
-// the file and what is wrong. The file is left as it is; only a later
-// successful save replaces it.
-var ErrCorruptBackup = errors.New("corrupt backup peers file")
-
-// errNoBackupPeers is returned by saveBackup when no peer is usable, so
-// that a node which lost its connections does not replace a good backup
-// with an empty one.
-var errNoBackupPeers = errors.New("no usable backup peers to save")
-
 const (
 	// backupVersion is the format version saveBackup writes and
 	// loadBackup accepts.

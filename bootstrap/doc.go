@@ -29,27 +29,44 @@
 //
 // # Bootstrapper
 //
-// The Bootstrapper (added to this package separately) performs the startup
-// bootstrap described above, protects each connected bootstrap peer in the
-// host's connection manager under the tag "bootstrap" so that connection
-// trimming never drops them, and reports which peers connected and which
-// failed, with attempts and causes. Its Recover method is the recovery hook
-// of package healthmon: it resets the bootstrap peers' retry state, dials
-// bootstrap and backup peers again and refreshes the routing table.
+// New(h, rt, peers, opts...) takes the host wrapped by package dialer (whose
+// retrying connect and trackers it uses), the DHT's routing table (DHT
+// adapts a kad-dht instance to the small RoutingTable interface) and the
+// bootstrap peers. Bootstrap dials them all concurrently (at most
+// WithDialConcurrency at once), protects each connected bootstrap peer in
+// the host's connection manager under the tag "bootstrap" (ProtectTag) so
+// that connection trimming never drops it, dials the backup peers as soon
+// as a bootstrap peer fails, refreshes the routing table and waits until it
+// holds WithMinPeers peers or the refresh ends. Its Result lists the
+// connected and the failed peers with attempts and causes, and the table
+// size; it fails only when no peer at all could be reached
+// (ErrNoBootstrapPeers, joining every peer's cause).
+//
+// Probe and Recover are the recovery hooks of package healthmon (its
+// Recoverer interface): Probe makes one single dial to the next bootstrap
+// or backup peer in a rotation, so that a node cut off from the network
+// notices its return with few dials; Recover resets the peers' retry
+// trackers (so that Exhausted peers are tried again), dials bootstrap and
+// backup peers and refreshes the routing table.
+//
+// A Bootstrapper is safe for concurrent use; Close stops its goroutine,
+// saves the backup peers and removes its protections.
 //
 // # Backup peers
 //
 // Like kubo, the package remembers up to 20 routing-table peers that are
 // connected and reachable on direct (non-relay) addresses, excluding the
-// configured bootstrap peers, and saves them periodically and on shutdown
-// to a JSON file:
+// configured bootstrap peers, and saves them periodically
+// (WithSaveInterval, default hourly), after a successful Bootstrap or Recover,
+// and on Close, to a JSON file (WithBackupFile):
 //
 //	{"version":1,"saved_at":"2024-05-01T12:00:00Z","peers":[{"id":"12D3KooW...","addrs":["/ip4/192.0.2.7/tcp/4001"]}]}
 //
 // The file is written atomically (temporary file in the same directory,
 // fsync, rename, directory fsync) with mode 0600. On the next start these
-// peers are dialled when the bootstrap peers cannot be reached, so a node
-// can rejoin the network even when every configured bootstrap peer is gone.
+// peers are dialled as soon as a bootstrap peer fails, or has not connected
+// within the retry profile's initial delay, so a node can rejoin the
+// network even when every configured bootstrap peer is gone.
 // A missing file is normal; an unreadable or corrupt file is logged as a
 // warning and ignored, never a crash, and it is replaced only by a later
 // save that has peers to write.
