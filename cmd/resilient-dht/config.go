@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
+	"github.com/chiral-network/go-libp2p-resilience/resilience"
+)
+
+// config is what `run` needs: the JSON config file's content with flags on top.
+type config struct {
+	Listen        []string `json:"listen,omitempty"`
+	Bootstrap     []string `json:"bootstrap,omitempty"`
+	BootstrapFile string   `json:"bootstrap_file,omitempty"`
+	Identity      string   `json:"identity,omitempty"`
+	DataDir       string   `json:"data_dir,omitempty"`
+	MinPeers      int      `json:"min_peers,omitempty"`
+	Mode          string   `json:"mode,omitempty"`
+	DHT           string   `json:"dht,omitempty"`
+	HTTP          string   `json:"http,omitempty"`
+	LogLevel      string   `json:"log_level,omitempty"`
+	Retry         struct {
+		DHTBootstrap resilience.RetryConfig `json:"dht_bootstrap"`
+		DHTPeer      resilience.RetryConfig `json:"dht_peer"`
+	} `json:"retry"`
+
+	bootstrapPeers []peer.AddrInfo // parsed from Bootstrap or BootstrapFile
+	listenAddrs    []ma.Multiaddr
+}
+
+func defaultConfig() config {
+	var c config
+	c.Listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
+	c.MinPeers = 4
+	c.Mode = "auto"
+	c.DHT = "dual"
+	c.HTTP = "127.0.0.1:9464"
+	c.LogLevel = "info"
+	c.Retry.DHTBootstrap = resilience.ForDHTBootstrap()
+	c.Retry.DHTPeer = resilience.ForDHTPeer()
+	if dir, err := os.UserConfigDir(); err == nil {
+		c.Identity = filepath.Join(dir, "resilient-dht", "identity.key")
+		c.DataDir = filepath.Join(dir, "resilient-dht")
+	}
+	return c
+}
+
+// stringList is a repeatable string flag.
+type stringList struct {
+	values []string
+	set    bool
+}
+
+func (s *stringList) String() string { return strings.Join(s.values, ",") }
+func (s *stringList) Set(v string) error {
+	s.values = append(s.values, v)
+	s.set = true
+	return nil
+}
+
+// runFlags defines the flags of `run` on fs; apply merges the ones set into a
+// config loaded from --config (flags win).
+type runFlags struct {
+	configFile                                        string
+	listen, bootstrap                                 stringList
+	bootstrapFile, identity, dataDir, mode, dht, http string
+	logLevel                                          string
+	minPeers                                          int
+}
+
+func (f *runFlags) define(fs *flag.FlagSet) {
+	d := defaultConfig()
+	fs.StringVar(&f.configFile, "config", "", "JSON config `file` (flags override it)")
+	fs.Var(&f.listen, "listen", "listen `multiaddr` (repeatable; default TCP and QUIC on port 4001, all interfaces)")
+	fs.Var(&f.bootstrap, "bootstrap", "bootstrap peer `multiaddr` with /p2p/ (repeatable; default: the public Amino DHT list)")
+	fs.StringVar(&f.bootstrapFile, "bootstrap-file", "", "`file` of bootstrap multiaddrs, one per line")
+	fs.StringVar(&f.identity, "identity", d.Identity, "private key `file` (created with mode 0600 if missing)")
+	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "`dir`ectory for backup peers")
+	fs.IntVar(&f.minPeers, "min-peers", d.MinPeers, "routing-table peers needed to be healthy")
+	fs.StringVar(&f.mode, "mode", d.Mode, "DHT mode: server, client or auto")
+	fs.StringVar(&f.dht, "dht", d.DHT, "which DHT: dual (WAN + LAN, as kubo), wan or lan")
+	fs.StringVar(&f.http, "http", d.HTTP, "`address` for /metrics, /healthz and /status (empty: off)")
+	fs.StringVar(&f.logLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
+}
+
+// load builds the config: defaults, then the config file, then the flags set.
+func (f *runFlags) load(fs *flag.FlagSet) (config, error) {
+	c := defaultConfig()
+	if f.configFile != "" {
+		if err := readConfigFile(f.configFile, &c); err != nil {
+			return c, err
+		}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen":
+			c.Listen = f.listen.values
+		case "bootstrap":
+			c.Bootstrap = f.bootstrap.values
+		case "bootstrap-file":
+			c.BootstrapFile = f.bootstrapFile
+		case "identity":
+			c.Identity = f.identity
+		case "data-dir":
+			c.DataDir = f.dataDir
+		case "min-peers":
+			c.MinPeers = f.minPeers
+		case "mode":
+			c.Mode = f.mode
+		case "dht":
+			c.DHT = f.dht
+		case "http":
+			c.HTTP = f.http
+		case "log-level":
+			c.LogLevel = f.logLevel
+		}
+	})
+	return c, c.validate()
+}
+
+func readConfigFile(path string, c *config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, unwrapPathError(err))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("config file %s: trailing data after the JSON object", path)
+	}
+	return nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// validate checks every field and parses the addresses.
+func (c *config) validate() error {
+	if len(c.Listen) == 0 {
+		return errors.New("--listen: at least one listen address is needed")
+	}
+	for _, s := range c.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("--listen %q: not a multiaddr: %v", s, err)
+		}
+		c.listenAddrs = append(c.listenAddrs, a)
+	}
+	switch {
+	case c.BootstrapFile != "" && len(c.Bootstrap) > 0:
+		return errors.New("--bootstrap and --bootstrap-file: use one or the other")
+	case c.BootstrapFile != "":
+		peers, err := bootstrap.ParseAddrsFile(c.BootstrapFile)
+		if err != nil {
+			return fmt.Errorf("--bootstrap-file: %w", err)
+		}
+		c.bootstrapPeers = peers
+	case len(c.Bootstrap) > 0:
+		peers, err := bootstrap.ParseAddrs(c.Bootstrap)
+		if err != nil {
+			return fmt.Errorf("--bootstrap: %w", err)
+		}
+		c.bootstrapPeers = peers
+	default:
+		c.bootstrapPeers = bootstrap.DefaultBootstrapPeers()
+	}
+	if c.MinPeers < 1 || c.MinPeers > 1000 {
+		return fmt.Errorf("--min-peers %d: must be between 1 and 1000", c.MinPeers)
+	}
+	switch c.Mode {
+	case "server", "client", "auto":
+	default:
+		return fmt.Errorf("--mode %q: must be server, client or auto", c.Mode)
+	}
+	switch c.DHT {
+	case "dual", "wan", "lan":
+	default:
+		return fmt.Errorf("--dht %q: must be dual, wan or lan", c.DHT)
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			return fmt.Errorf("--http %q: not host:port: %v", c.HTTP, err)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.Identity == "" {
+		return errors.New("--identity: no key file given and no user config directory to default to")
+	}
+	if c.DataDir == "" {
+		return errors.New("--data-dir: no directory given and no user config directory to default to")
+	}
+	if err := c.Retry.DHTBootstrap.Validate(); err != nil {
+		return fmt.Errorf("retry.dht_bootstrap: %w", err)
+	}
+	if err := c.Retry.DHTPeer.Validate(); err != nil {
+		return fmt.Errorf("retry.dht_peer: %w", err)
+	}
+	return nil
+}
+
+// checkDataDir makes sure dir exists (creating it 0700) and is writable.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir %s: %w", dir, unwrapPathError(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: not writable: %w", dir, unwrapPathError(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/chiral-network/go-libp2p-resilience/dialer"
+	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/internal/identity"
+)
+
+var log = logging.Logger("resilient-dht")
+
+// shutdownTimeout bounds the graceful shutdown after SIGINT/SIGTERM.
+const shutdownTimeout = 5 * time.Second
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f runFlags
+	f.define(fset)
+	if err := parseFlags(fset, args, stderr); err != nil {
+		return err
+	}
+	cfg, err := f.load(fset)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := logging.SetLogLevelRegex("resilien.*", cfg.LogLevel); err != nil {
+		return badInput("--log-level %q: %v", cfg.LogLevel, err)
+	}
+	key, err := identity.LoadOrCreate(cfg.Identity)
+	if err != nil {
+		return usageError{fmt.Errorf("--identity: %w", err)}
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return usageError{err}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n, err := newNode(nodeConfig{
+		key:            key,
+		listen:         cfg.listenAddrs,
+		bootstrapPeers: cfg.bootstrapPeers,
+		mode:           parseMode(cfg.Mode),
+		dhtKind:        cfg.DHT,
+		minPeers:       cfg.MinPeers,
+		bootstrapCfg:   cfg.Retry.DHTBootstrap,
+		peerCfg:        cfg.Retry.DHTPeer,
+		backupFile:     backupPath(cfg.DataDir),
+		registry:       reg,
+	})
+	if err != nil {
+		return err
+	}
+	closed := false
+	closeNode := func() {
+		if !closed {
+			closed = true
+			if err := n.Close(); err != nil {
+				log.Warnw("shutdown", "err", err)
+			}
+		}
+	}
+	defer closeNode()
+
+	fmt.Fprintf(stdout, "peer id %s\n", n.host.ID())
+	for _, a := range n.host.Addrs() {
+		fmt.Fprintf(stdout, "listening on %s/p2p/%s\n", a, n.host.ID())
+	}
+
+	var srv *httpServer
+	if cfg.HTTP != "" {
+		srv, err = startHTTP(cfg.HTTP, reg, n.mon.IsHealthy, n.status)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "http on http://%s (/metrics /healthz /status)\n", srv.Addr())
+	}
+
+	// Startup bootstrap runs beside the monitor; a failure is not fatal: the
+	// monitor keeps probing until the network lets the node in.
+	bootDone := make(chan struct{})
+	go func() {
+		defer close(bootDone)
+		res, err := n.boot.Bootstrap(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warnw("bootstrap found no peer; recovery continues in the background", "err", err)
+			return
+		}
+		log.Infow("bootstrapped", "connected", len(res.Connected), "failed", len(res.Failed), "table", res.TableSize)
+	}()
+
+	lineDone := make(chan struct{})
+	if isTerminal(os.Stderr) {
+		go func() {
+			defer close(lineDone)
+			statusLine(ctx, os.Stderr, n)
+		}()
+	} else {
+		close(lineDone)
+	}
+
+	<-ctx.Done()
+	stop() // a second signal kills the process
+	fmt.Fprintln(stdout, "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-bootDone
+		<-lineDone
+		if srv != nil {
+			srv.Close(sctx)
+		}
+		closeNode() // saves backup peers
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-sctx.Done():
+		return errors.New("shutdown took longer than 5s")
+	}
+}
+
+// status builds the /status document.
+func (n *node) status() statusDoc {
+	rep := n.mon.LastReport()
+	counts, table := trackerTable(n.host.Manager())
+	doc := statusDoc{
+		PeerID:        n.host.ID().String(),
+		Healthy:       rep.IsHealthy,
+		Status:        rep.Status.String(),
+		Health:        healthDocOf(rep),
+		RoutingTables: n.Tables(),
+		Connections:   len(n.host.Network().Peers()),
+		Trackers:      counts,
+		TrackerTable:  table,
+	}
+	for _, a := range n.host.Addrs() {
+		doc.Addrs = append(doc.Addrs, a.String())
+	}
+	return doc
+}
+
+// healthDoc is a HealthReport with JSON names.
+type healthDoc struct {
+	Status                string    `json:"status"`
+	Observed              string    `json:"observed"`
+	IsHealthy             bool      `json:"is_healthy"`
+	RoutingTableSize      int       `json:"routing_table_size"`
+	TablePeersConnected   int       `json:"table_peers_connected"`
+	ConnectedPeers        int       `json:"connected_peers"`
+	MinPeersThreshold     int       `json:"min_peers_threshold"`
+	FailedConnections     int       `json:"failed_connections"`
+	RecoveringConnections int       `json:"recovering_connections"`
+	Timestamp             time.Time `json:"timestamp"`
+}
+
+func healthDocOf(r healthmon.HealthReport) healthDoc {
+	return healthDoc{
+		Status: r.Status.String(), Observed: r.Observed.String(), IsHealthy: r.IsHealthy,
+		RoutingTableSize: r.RoutingTableSize, TablePeersConnected: r.TablePeersConnected,
+		ConnectedPeers: r.ConnectedPeers, MinPeersThreshold: r.MinPeersThreshold,
+		FailedConnections: r.FailedConnections, RecoveringConnections: r.RecoveringConnections,
+		Timestamp: r.Timestamp,
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// statusLine keeps one live line on w: peers, tables, health, and when the next
+// retry of a dial is due (from the dialer's EvtConnectRetry events).
+func statusLine(ctx context.Context, w io.Writer, n *node) {
+	sub, err := n.host.EventBus().Subscribe(new(dialer.EvtConnectRetry))
+	if err != nil {
+		log.Warnw("status line without retry times", "err", err)
+	} else {
+		defer sub.Close()
+	}
+	var retries <-chan any
+	if sub != nil {
+		retries = sub.Out()
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	defer fmt.Fprint(w, "\r\033[K")
+	var nextAt time.Time
+	for {
+		rep := n.mon.LastReport()
+		st := n.host.Manager().Stats()
+		line := fmt.Sprintf("peers %d  tables %v  health %s  retrying %d  exhausted %d",
+			len(n.host.Network().Peers()), n.Tables(), rep.Status, st.Retrying, st.Exhausted)
+		if d := time.Until(nextAt); d > 0 {
+			line += fmt.Sprintf("  next retry in %v", d.Round(100*time.Millisecond))
+		}
+		fmt.Fprintf(w, "\r\033[K%s", line)
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-retries:
+			if ev, ok := e.(dialer.EvtConnectRetry); ok {
+				at := time.Now().Add(ev.Delay)
+				if time.Until(nextAt) <= 0 || at.Before(nextAt) {
+					nextAt = at
+				}
+			}
+			continue
+		case <-t.C:
+		}
+	}
+}
