@@ -72,8 +72,8 @@ func trackerTable(m *resilience.ConnectionManager) (map[string]int, []trackerRow
 
 // httpServer serves /metrics, /healthz and /status.
 type httpServer struct {
-	srv *http.Server
-	ln  net.Listener
+	srv  *http.Server
+	ln   net.Listener
 	done chan struct{}
 }
 

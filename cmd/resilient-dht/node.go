@@ -12,8 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/prometheus/client_golang/prometheus"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
@@ -41,11 +41,11 @@ type nodeConfig struct {
 // node is a running DHT node: a libp2p host wrapped by the retrying dialer, the
 // DHT, the bootstrapper and the health monitor.
 type node struct {
-	host    *dialer.Host
-	tables  map[string]*dht.IpfsDHT // by name: "wan", "lan" or "dht"
+	host     *dialer.Host
+	tables   map[string]*dht.IpfsDHT // by name: "wan", "lan" or "dht"
 	closeDHT func() error
-	boot    *bootstrap.Bootstrapper
-	mon     *healthmon.Monitor
+	boot     *bootstrap.Bootstrapper
+	mon      *healthmon.Monitor
 }
 
 func parseMode(s string) dht.ModeOpt {
