@@ -48,7 +48,8 @@
 //	│   (all bootstrap +                     Unhealthy (inbound or any dial)│
 //	│   backup peers,                                                       │
 //	│   table refresh)                                                      │
-//	│        │ still not healthy: no probe, no Recover for P, 2P, ... 1 min │
+//	│        │ still not healthy: no probe and no Recover for               │
+//	│        │ 5 s, 10 s, 20 s, ... 1 min (WithRecoverBackoff)              │
 //	└────────┴◀─────────────────────────────────────────────────────────────┘
 //
 //	kernel link up / address added, local address or reachability change:

@@ -111,8 +111,9 @@ type fakeRecoverer struct {
 }
 
 type probeCall struct {
-	at time.Time
-	ok bool
+	at  time.Time
+	ok  bool
+	err error
 }
 
 var errUnreachable = errors.New("fake: network unreachable")
@@ -180,8 +181,13 @@ type recordingTracer struct {
 	mu       sync.Mutex
 	checks   int
 	changes  []statusChange
-	triggers []healthmon.Trigger
+	triggers []triggerAt
 	probes   []bool
+}
+
+type triggerAt struct {
+	at time.Time
+	tr healthmon.Trigger
 }
 
 type statusChange struct {
@@ -209,7 +215,7 @@ func (r *recordingTracer) ProbeCompleted(ok bool) {
 
 func (r *recordingTracer) RecoveryStarted(tr healthmon.Trigger) {
 	r.mu.Lock()
-	r.triggers = append(r.triggers, tr)
+	r.triggers = append(r.triggers, triggerAt{at: time.Now(), tr: tr})
 	r.mu.Unlock()
 }
 
@@ -221,10 +227,17 @@ func (r *recordingTracer) statusChanges() []statusChange {
 	return append([]statusChange(nil), r.changes...)
 }
 
-func (r *recordingTracer) recoveryTriggers() []healthmon.Trigger {
+// recoveryTriggers returns the triggers of the recoveries started after since.
+func (r *recordingTracer) recoveryTriggers(since time.Time) []healthmon.Trigger {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]healthmon.Trigger(nil), r.triggers...)
+	var out []healthmon.Trigger
+	for _, t := range r.triggers {
+		if !t.at.Before(since) {
+			out = append(out, t.tr)
+		}
+	}
+	return out
 }
 
 func (r *recordingTracer) checkCount() int {

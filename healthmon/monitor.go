@@ -75,10 +75,6 @@ func New(h host.Host, rt RoutingTable, opts ...Option) (*Monitor, error) {
 			return nil, fmt.Errorf("healthmon: New: %w", err)
 		}
 	}
-	if cfg.maxRecoverBackoff < cfg.probeInterval {
-		return nil, fmt.Errorf("%w: New: WithMaxRecoverBackoff(%v) is below the probe interval %v",
-			ErrInvalidOption, cfg.maxRecoverBackoff, cfg.probeInterval)
-	}
 	em, err := h.EventBus().Emitter(new(EvtHealthChanged), eventbus.Stateful)
 	if err != nil {
 		return nil, fmt.Errorf("healthmon: New: EvtHealthChanged emitter: %w", err)
@@ -254,7 +250,7 @@ func (m *Monitor) run(sub event.Subscription, netCh <-chan NetChange, watcher *N
 		}
 	}()
 
-	rec := newRecovery(m.cfg.probeInterval, m.cfg.maxRecoverBackoff)
+	rec := newRecovery(m.cfg.probeInterval, m.cfg.recoverBackoff, m.cfg.maxRecoverBackoff)
 	results := make(chan opResult, 1) // one operation at a time: a send never blocks
 	var opCancel context.CancelFunc
 	timer := time.NewTimer(time.Hour)
@@ -383,7 +379,7 @@ func (m *Monitor) onBusEvent(rec *recovery, e any) {
 	switch e := e.(type) {
 	case event.EvtPeerConnectednessChanged:
 		if e.Connectedness == network.Connected {
-			rec.connected()
+			rec.connected(time.Now())
 		}
 	case event.EvtLocalAddressesUpdated:
 		if rec.networkChanged(time.Now()) {

@@ -28,8 +28,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"probe interval", healthmon.WithProbeInterval(-time.Second), "WithProbeInterval"},
 		{"probe timeout", healthmon.WithProbeTimeout(0), "WithProbeTimeout"},
 		{"recover timeout", healthmon.WithRecoverTimeout(0), "WithRecoverTimeout"},
-		{"max backoff", healthmon.WithMaxRecoverBackoff(0), "WithMaxRecoverBackoff"},
-		{"max backoff below probe interval", healthmon.WithMaxRecoverBackoff(time.Second), "WithMaxRecoverBackoff"},
+		{"recover backoff", healthmon.WithRecoverBackoff(0, time.Second), "WithRecoverBackoff: first"},
+		{"max recover backoff", healthmon.WithRecoverBackoff(time.Second, time.Millisecond), "WithRecoverBackoff: max"},
 		{"healthyFor", healthmon.WithHysteresis(-1, 0), "healthyFor"},
 		{"minDwell", healthmon.WithHysteresis(0, -1), "minDwell"},
 		{"recoverer", healthmon.WithRecoverer(nil), "WithRecoverer"},
@@ -246,7 +246,7 @@ func TestFirstSuccessfulProbeRecoversOnce(t *testing.T) {
 		if wait := recovers[0].Sub(back); wait > healthmon.DefaultProbeInterval*6/5 {
 			t.Errorf("recovered %v after the network came back, more than one probe interval", wait)
 		}
-		if got := tr.recoveryTriggers(); len(got) != 1 || got[0] != healthmon.TriggerProbe {
+		if got := tr.recoveryTriggers(time.Time{}); len(got) != 1 || got[0] != healthmon.TriggerProbe {
 			t.Errorf("triggers %v, want [probe]", got)
 		}
 		if !m.IsHealthy() {
@@ -278,7 +278,7 @@ func TestConnectionWhileUnhealthyRecoversAtOnce(t *testing.T) {
 		rec := &fakeRecoverer{onRecover: func() { n.setLive(10) }}
 		tr := &recordingTracer{}
 		m := startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithMetricsTracer(tr),
-			healthmon.WithProbeInterval(10*time.Minute), healthmon.WithMaxRecoverBackoff(10*time.Minute))
+			healthmon.WithProbeInterval(10*time.Minute))
 		time.Sleep(30 * time.Second)
 		at := time.Now()
 		n.setConnected(peer.ID("inbound-stranger"), true)
@@ -287,7 +287,7 @@ func TestConnectionWhileUnhealthyRecoversAtOnce(t *testing.T) {
 		if r := rec.recoverTimes(); len(r) != 1 || !r[0].Equal(at) {
 			t.Fatalf("recoveries at %v, want one at the connection (%v)", r, at)
 		}
-		if got := tr.recoveryTriggers(); len(got) != 1 || got[0] != healthmon.TriggerConnection {
+		if got := tr.recoveryTriggers(time.Time{}); len(got) != 1 || got[0] != healthmon.TriggerConnection {
 			t.Errorf("triggers %v, want [connection]", got)
 		}
 		if p := rec.probeTimes(); len(p) != 1 {
@@ -302,15 +302,15 @@ func TestConnectionWhileUnhealthyRecoversAtOnce(t *testing.T) {
 }
 
 // TestDegradedRecoversWithBackoff: with too few table peers and recoveries that do
-// not help, each recovery follows a successful probe, and they are spaced P, 2P,
-// 4P, ... up to the cap.
+// not help, each recovery follows a successful probe, and they are spaced 5 s, 10 s,
+// 20 s, ... up to the cap.
 func TestDegradedRecoversWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := newFakeNode(t, 10)
 		n.setLive(2)
 		rec := &fakeRecoverer{}
 		rec.setProbeOK(func() bool { return true })
-		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithMaxRecoverBackoff(40*time.Second))
+		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithRecoverBackoff(5*time.Second, 40*time.Second))
 		time.Sleep(5 * time.Minute)
 		synctest.Wait()
 

@@ -27,8 +27,10 @@ const (
 	// DefaultMinDwell is the minimum time before the reported status may reverse
 	// direction (WithHysteresis).
 	DefaultMinDwell = 5 * time.Second
-	// DefaultMaxRecoverBackoff caps the wait between two recoveries that did not
-	// make the node healthy (it starts at the probe interval and doubles).
+	// DefaultRecoverBackoff is the first wait after a recovery that did not make
+	// the node healthy (WithRecoverBackoff); it doubles after each such recovery.
+	DefaultRecoverBackoff = 5 * time.Second
+	// DefaultMaxRecoverBackoff caps that wait (WithRecoverBackoff).
 	DefaultMaxRecoverBackoff = time.Minute
 )
 
@@ -42,6 +44,7 @@ type config struct {
 	probeInterval     time.Duration
 	probeTimeout      time.Duration
 	recoverTimeout    time.Duration
+	recoverBackoff    time.Duration
 	maxRecoverBackoff time.Duration
 	healthyFor        time.Duration
 	minDwell          time.Duration
@@ -60,6 +63,7 @@ func defaultConfig() config {
 		probeInterval:     DefaultProbeInterval,
 		probeTimeout:      DefaultProbeTimeout,
 		recoverTimeout:    DefaultRecoverTimeout,
+		recoverBackoff:    DefaultRecoverBackoff,
 		maxRecoverBackoff: DefaultMaxRecoverBackoff,
 		healthyFor:        DefaultHealthyFor,
 		minDwell:          DefaultMinDwell,
@@ -99,8 +103,7 @@ func WithCheckInterval(d time.Duration) Option {
 // WithProbeInterval sets the minimum time between two probes while the node is
 // unhealthy. Each gap is drawn uniformly from [d, d+d/5], so probes never come
 // faster than one per d: with the default DefaultProbeInterval (5 s) an outage costs
-// at most 12 probe dials a minute. Must be positive. It is also the first step of
-// the backoff between recoveries that did not make the node healthy.
+// at most 12 probe dials a minute. Must be positive.
 func WithProbeInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -135,16 +138,20 @@ func WithRecoverTimeout(d time.Duration) Option {
 	}
 }
 
-// WithMaxRecoverBackoff caps the wait between two recoveries that left the node
-// unhealthy; the wait starts at the probe interval and doubles. Default
-// DefaultMaxRecoverBackoff (1 min); must be at least the probe interval (checked
-// by New after all options are applied).
-func WithMaxRecoverBackoff(d time.Duration) Option {
+// WithRecoverBackoff spaces recoveries that do not make the node healthy (say, the
+// network works but has too few DHT peers): after such a recovery no probe and no
+// recovery runs for first, then 2*first, 4*first, ... up to max. A local network
+// change lifts the wait. Defaults DefaultRecoverBackoff (5 s) and
+// DefaultMaxRecoverBackoff (1 min); first must be positive and max >= first.
+func WithRecoverBackoff(first, max time.Duration) Option {
 	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithMaxRecoverBackoff(%v): must be positive", d)
+		if first <= 0 {
+			return invalid("WithRecoverBackoff: first %v must be positive", first)
 		}
-		c.maxRecoverBackoff = d
+		if max < first {
+			return invalid("WithRecoverBackoff: max %v is below first %v", max, first)
+		}
+		c.recoverBackoff, c.maxRecoverBackoff = first, max
 		return nil
 	}
 }

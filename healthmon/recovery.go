@@ -43,6 +43,9 @@ func (t Trigger) String() string {
 	}
 }
 
+// probeGrace is how long a probe in flight may still finish after evidence arrived.
+const probeGrace = 500 * time.Millisecond
+
 type opKind int
 
 const (
@@ -65,18 +68,20 @@ type opResult struct {
 //	  evidence and gate open    -> Recover (one at a time; a probe in flight is cancelled first)
 //	  no evidence, gate open    -> Probe, then wait [ProbeInterval, 1.2 ProbeInterval]
 //	evidence: a probe succeeded, or a connection appeared while Unhealthy
-//	gate: after a Recover that left the node unhealthy, closed for ProbeInterval,
+//	gate: after a Recover that left the node unhealthy, closed for RecoverBackoff,
 //	      doubling up to MaxRecoverBackoff
 //	kernel link up / address added, local address or reachability change:
 //	      open the gate and probe now (at most once per ProbeInterval)
 type recovery struct {
 	probeInterval time.Duration
+	backoffFirst  time.Duration
 	maxBackoff    time.Duration
 	rand          func() float64 // [0,1)
 
 	active      bool
 	observed    Status
-	evidence    Trigger // zero: none
+	evidence    Trigger   // zero: none
+	evidenceAt  time.Time // when evidence was found
 	nextProbe   time.Time
 	gateOpensAt time.Time // no Recover (and no Probe) before this
 	failed      int       // recoveries in a row that left the node unhealthy
@@ -86,8 +91,8 @@ type recovery struct {
 	trigger Trigger // of the Recover in flight
 }
 
-func newRecovery(probeInterval, maxBackoff time.Duration) *recovery {
-	return &recovery{probeInterval: probeInterval, maxBackoff: maxBackoff, rand: rand.Float64}
+func newRecovery(probeInterval, backoffFirst, maxBackoff time.Duration) *recovery {
+	return &recovery{probeInterval: probeInterval, backoffFirst: backoffFirst, maxBackoff: maxBackoff, rand: rand.Float64}
 }
 
 // action is what step asks the loop to do.
@@ -116,14 +121,14 @@ func (r *recovery) observe(now time.Time, obs Status) {
 // reset forgets the recovery state; an operation in flight stays recorded until it
 // has finished.
 func (r *recovery) reset() {
-	*r = recovery{probeInterval: r.probeInterval, maxBackoff: r.maxBackoff, rand: r.rand,
+	*r = recovery{probeInterval: r.probeInterval, backoffFirst: r.backoffFirst, maxBackoff: r.maxBackoff, rand: r.rand,
 		observed: Healthy, op: r.op, trigger: r.trigger}
 }
 
 // connected records that a connection was established.
-func (r *recovery) connected() {
+func (r *recovery) connected(now time.Time) {
 	if r.active && r.observed == Unhealthy && r.evidence == 0 {
-		r.evidence = TriggerConnection
+		r.evidence, r.evidenceAt = TriggerConnection, now
 	}
 }
 
@@ -144,8 +149,9 @@ func (r *recovery) finished(now time.Time, res opResult) {
 	r.op = opNone
 	switch res.kind {
 	case opProbe:
-		if res.err == nil && r.active && r.evidence == 0 {
-			r.evidence = TriggerProbe
+		// A successful probe's own connection usually shows up first: credit the probe.
+		if res.err == nil && r.active {
+			r.evidence, r.evidenceAt = TriggerProbe, now
 		}
 	case opRecover:
 		r.trigger = 0
@@ -158,7 +164,7 @@ func (r *recovery) finished(now time.Time, res opResult) {
 
 // backoff is the gate time after r.failed unsuccessful recoveries.
 func (r *recovery) backoff() time.Duration {
-	d := r.probeInterval
+	d := r.backoffFirst
 	for i := 1; i < r.failed && d < r.maxBackoff; i++ {
 		d *= 2
 	}
@@ -178,8 +184,15 @@ func (r *recovery) step(now time.Time) action {
 	gateOpen := !now.Before(r.gateOpensAt)
 	if r.op != opNone {
 		// One operation at a time. Evidence makes a probe pointless: cancel it and
-		// recover when it has returned.
-		return action{cancel: r.op == opProbe && r.evidence != 0 && gateOpen}
+		// recover when it has returned, unless it returns within probeGrace (the
+		// evidence may be the probe's own connection, completing its handshake).
+		if r.op == opProbe && r.evidence != 0 && gateOpen {
+			if cancelAt := r.evidenceAt.Add(probeGrace); now.Before(cancelAt) {
+				return action{wakeAt: cancelAt}
+			}
+			return action{cancel: true}
+		}
+		return action{}
 	}
 	if !gateOpen {
 		return action{wakeAt: r.gateOpensAt}
