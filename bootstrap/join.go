@@ -30,6 +30,7 @@ type Result struct {
 	// peers first, then backup peers, each group in configured order.
 	Connected []PeerResult
 	// Failed lists the peers that could not be reached, in the same order.
+	// Backup peers appear in either list only when they were dialled.
 	Failed []PeerResult
 	// TableSize is the routing table's size when Bootstrap returned.
 	TableSize int
@@ -96,7 +97,8 @@ type outcome struct {
 // The error is nil when at least one peer was reached, even if the table
 // stays below MinPeers (Result.TableSize says how far it got). When no
 // peer could be reached it is ErrNoBootstrapPeers joined with each peer's
-// cause. After Close it is ErrClosed.
+// cause. A ctx that has already ended yields its cause, and after Close
+// the error is ErrClosed.
 func (b *Bootstrapper) Bootstrap(ctx context.Context) (Result, error) {
 	return b.run(ctx, "bootstrap", false)
 }
