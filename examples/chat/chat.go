@@ -97,6 +97,7 @@ type chat struct {
 	partner peer.ID
 	fixed   bool // partner set by setPartner: never replaced
 	linkUp  bool // an outgoing stream to the partner is open
+	shownUp bool // the user was last told the partner is connected
 	inbound map[network.Stream]struct{}
 
 	closeOnce sync.Once
@@ -183,16 +184,39 @@ func (c *chat) setPartner(pi peer.AddrInfo) error {
 	if old != pi.ID {
 		c.opts.emit(evtPartnerChosen{Peer: pi.ID})
 		if c.connected(pi.ID) {
-			c.opts.emit(evtPartnerConnected{Peer: pi.ID})
+			c.showConnected(pi.ID, true)
 		}
 	}
 	c.signal()
 	return nil
 }
 
+// showConnected tells the user that partner p connected or disconnected,
+// unless that was the last thing said about it (connectedness events and
+// partner changes can report the same connection twice).
+func (c *chat) showConnected(p peer.ID, up bool) {
+	c.mu.Lock()
+	show := c.partner == p && c.shownUp != up
+	if show {
+		c.shownUp = up
+	}
+	c.mu.Unlock()
+	if !show {
+		return
+	}
+	if up {
+		c.opts.emit(evtPartnerConnected{Peer: p})
+	} else {
+		c.opts.emit(evtPartnerDisconnected{Peer: p})
+	}
+}
+
 // switchPartnerLocked hands keep-alive and protection from old to the new
 // partner pi (c.partner is already pi.ID).
 func (c *chat) switchPartnerLocked(old peer.ID, pi peer.AddrInfo) {
+	if old != pi.ID {
+		c.shownUp = false
+	}
 	if old != "" && old != pi.ID {
 		c.keep.Forget(old)
 		c.h.ConnManager().Unprotect(old, protectTag)
@@ -308,10 +332,10 @@ func (c *chat) eventLoop() {
 			}
 			switch e.Connectedness {
 			case network.Connected:
-				c.opts.emit(evtPartnerConnected{Peer: e.Peer})
+				c.showConnected(e.Peer, true)
 				c.signal()
 			case network.NotConnected:
-				c.opts.emit(evtPartnerDisconnected{Peer: e.Peer})
+				c.showConnected(e.Peer, false)
 			}
 		case dialer.EvtConnectRetry:
 			if e.Peer == c.currentPartner() {
@@ -486,7 +510,7 @@ func (c *chat) admit(from peer.ID, s network.Stream) bool {
 	c.mu.Unlock()
 	if old != from {
 		c.opts.emit(evtPartnerChosen{Peer: from})
-		c.opts.emit(evtPartnerConnected{Peer: from})
+		c.showConnected(from, true)
 		c.signal()
 	}
 	return true
