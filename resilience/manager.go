@@ -353,11 +353,12 @@ func (m *ConnectionManager) RecordSuccess(id string) {
 // atomic step, the delay before the next attempt or false when none is allowed.
 func (m *ConnectionManager) RecordFailure(id string, err error) (delay time.Duration, retry bool) {
 	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
-		if t.State != Connecting {
-			s.attempts++
-		}
+		attempts := t.AttemptCount
 		s.failures++
 		delay, retry = t.RecordFailureDelay(err)
+		if t.AttemptCount != attempts { // a failure without RecordAttempt is its own attempt
+			s.attempts++
+		}
 	})
 	return delay, retry
 }

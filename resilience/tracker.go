@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -77,6 +78,7 @@ type ConnectionTracker struct {
 	Config RetryConfig
 
 	lastDelay time.Duration // for JitterDecorrelated
+	inFlight  uint16        // attempts started with RecordAttempt and not yet ended
 }
 
 // NewConnectionTracker returns an Idle tracker, or an error if cfg is invalid.
@@ -90,6 +92,9 @@ func NewConnectionTracker(connectionID string, cfg RetryConfig) (*ConnectionTrac
 // RecordAttempt marks the start of an attempt: state Connecting, AttemptCount+1.
 func (t *ConnectionTracker) RecordAttempt() {
 	t.AttemptCount++
+	if t.inFlight < math.MaxUint16 {
+		t.inFlight++
+	}
 	t.LastAttempt = time.Now()
 	t.State = Connecting
 }
@@ -99,6 +104,7 @@ func (t *ConnectionTracker) RecordAttempt() {
 // Config.ResetOnSuccess. It does not count an attempt: an inbound connection is a
 // success nobody dialled.
 func (t *ConnectionTracker) RecordSuccess() {
+	t.endAttempt()
 	t.LastSuccess = time.Now()
 	t.State = Connected
 	t.ConsecutiveFailures = 0
@@ -111,10 +117,11 @@ func (t *ConnectionTracker) RecordSuccess() {
 
 // RecordFailure records a failed attempt. A Permanent error moves the tracker to
 // Failed; otherwise it moves to Retrying, or to Exhausted once MaxAttempts attempts
-// were used. A failure without a preceding RecordAttempt (the seed's style) counts
-// as an attempt but leaves LastAttempt alone: it does not read the clock.
+// were used. A failure that ends no attempt started with RecordAttempt (the
+// seed's style) counts as an attempt itself, but leaves LastAttempt alone: it
+// does not read the clock.
 func (t *ConnectionTracker) RecordFailure(err error) {
-	if t.State != Connecting {
+	if !t.endAttempt() {
 		t.AttemptCount++
 	}
 	t.ConsecutiveFailures++
@@ -142,9 +149,20 @@ func (t *ConnectionTracker) RecordDisconnect() {
 // failure of the connection, and since nothing is in flight or scheduled any
 // more, a Connecting or Retrying tracker becomes Idle (keeping its counters).
 func (t *ConnectionTracker) RecordCanceled() {
-	if t.State == Connecting || t.State == Retrying {
+	t.endAttempt()
+	if t.inFlight == 0 && (t.State == Connecting || t.State == Retrying) {
 		t.State = Idle
 	}
+}
+
+// endAttempt ends one attempt started with RecordAttempt, if any is in flight.
+// Overlapping attempts (two probes of one peer) are each counted once.
+func (t *ConnectionTracker) endAttempt() bool {
+	if t.inFlight == 0 {
+		return false
+	}
+	t.inFlight--
+	return true
 }
 
 // ShouldRetry reports whether another attempt is allowed: the tracker is neither

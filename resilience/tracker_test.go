@@ -200,3 +200,27 @@ func TestStateStrings(t *testing.T) {
 		t.Errorf("unknown state = %q", got)
 	}
 }
+
+// Two overlapping attempts (two probes of one peer) count as two, not three.
+func TestOverlappingAttemptsCountedOnce(t *testing.T) {
+	tr := newTracker(t, resilience.DefaultRetryConfig())
+	tr.RecordAttempt()
+	tr.RecordAttempt()
+	tr.RecordFailure(errTest)
+	tr.RecordFailure(errTest)
+	if tr.AttemptCount != 2 || tr.ConsecutiveFailures != 2 {
+		t.Fatalf("attempts %d failures %d, want 2 and 2", tr.AttemptCount, tr.ConsecutiveFailures)
+	}
+	// One of two overlapping attempts is abandoned: the other is still in flight.
+	tr.Reset()
+	tr.RecordAttempt()
+	tr.RecordAttempt()
+	tr.RecordCanceled()
+	if tr.State != resilience.Connecting {
+		t.Fatalf("state %v with an attempt still in flight", tr.State)
+	}
+	tr.RecordCanceled()
+	if tr.State != resilience.Idle {
+		t.Fatalf("state %v after both were abandoned", tr.State)
+	}
+}

@@ -31,9 +31,13 @@ type config struct {
 	HTTP          string   `json:"http,omitempty"`
 	LogLevel      string   `json:"log_level,omitempty"`
 	Retry         struct {
-		DHTBootstrap resilience.RetryConfig `json:"dht_bootstrap"`
-		DHTPeer      resilience.RetryConfig `json:"dht_peer"`
+		DHTBootstrap json.RawMessage `json:"dht_bootstrap,omitempty"`
+		DHTPeer      json.RawMessage `json:"dht_peer,omitempty"`
 	} `json:"retry"`
+
+	bootstrapCfg   resilience.RetryConfig // the profiles, with the file's retry section applied
+	peerCfg        resilience.RetryConfig
+	defaultListen  bool // Listen is the default list (IPv6 may be missing on the machine)
 
 	bootstrapPeers []peer.AddrInfo // parsed from Bootstrap or BootstrapFile
 	listenAddrs    []ma.Multiaddr
@@ -47,8 +51,9 @@ func defaultConfig() config {
 	c.DHT = "dual"
 	c.HTTP = "127.0.0.1:9464"
 	c.LogLevel = "info"
-	c.Retry.DHTBootstrap = resilience.ForDHTBootstrap()
-	c.Retry.DHTPeer = resilience.ForDHTPeer()
+	c.bootstrapCfg = resilience.ForDHTBootstrap()
+	c.peerCfg = resilience.ForDHTPeer()
+	c.defaultListen = true
 	if dir, err := os.UserConfigDir(); err == nil {
 		c.Identity = filepath.Join(dir, "resilient-dht", "identity.key")
 		c.DataDir = filepath.Join(dir, "resilient-dht")
@@ -105,7 +110,7 @@ func (f *runFlags) load(fs *flag.FlagSet) (config, error) {
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
 		case "listen":
-			c.Listen = f.listen.values
+			c.Listen, c.defaultListen = f.listen.values, false
 		case "bootstrap":
 			c.Bootstrap = f.bootstrap.values
 		case "bootstrap-file":
@@ -141,6 +146,21 @@ func readConfigFile(path string, c *config) error {
 	}
 	if dec.More() {
 		return fmt.Errorf("config file %s: trailing data after the JSON object", path)
+	}
+	if c.Listen != nil {
+		c.defaultListen = false
+	}
+	// The seed's field names; only the fields present override the profile.
+	for _, r := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *resilience.RetryConfig
+	}{{"retry.dht_bootstrap", c.Retry.DHTBootstrap, &c.bootstrapCfg}, {"retry.dht_peer", c.Retry.DHTPeer, &c.peerCfg}} {
+		if len(r.raw) > 0 {
+			if err := json.Unmarshal(r.raw, r.dst); err != nil {
+				return fmt.Errorf("config file %s: %s: %w", path, r.name, err)
+			}
+		}
 	}
 	return nil
 }
@@ -211,12 +231,6 @@ func (c *config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir: no directory given and no user config directory to default to")
-	}
-	if err := c.Retry.DHTBootstrap.Validate(); err != nil {
-		return fmt.Errorf("retry.dht_bootstrap: %w", err)
-	}
-	if err := c.Retry.DHTPeer.Validate(); err != nil {
-		return fmt.Errorf("retry.dht_peer: %w", err)
 	}
 	return nil
 }

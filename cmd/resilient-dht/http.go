@@ -77,13 +77,8 @@ type httpServer struct {
 	done chan struct{}
 }
 
-// startHTTP listens on addr (so a port in use is reported at once) and serves in
-// a goroutine that Close stops.
-func startHTTP(addr string, reg *prometheus.Registry, healthy func() bool, status func() statusDoc) (*httpServer, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("--http %s: %w", addr, err)}
-	}
+// serveHTTP serves on ln in a goroutine that Close stops.
+func serveHTTP(ln net.Listener, reg *prometheus.Registry, healthy func() bool, status func() statusDoc) *httpServer {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +107,7 @@ func startHTTP(addr string, reg *prometheus.Registry, healthy func() bool, statu
 			log.Warnw("http server stopped", "err", err)
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // Addr returns the address the server listens on.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"syscall"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
@@ -34,6 +36,7 @@ type nodeConfig struct {
 	peerCfg        resilience.RetryConfig
 	backupFile     string // "" = no backup peers
 	registry       *prometheus.Registry
+	tolerateListen bool // skip listen addresses the machine cannot use (IPv6 missing)
 	hostOptions    []libp2p.Option
 	healthOptions  []healthmon.Option
 }
@@ -60,11 +63,11 @@ func parseMode(s string) dht.ModeOpt {
 }
 
 // newNode builds and starts a node. The caller runs Bootstrap and must Close it.
-func newNode(c nodeConfig) (n *node, err error) {
-	n = &node{tables: map[string]*dht.IpfsDHT{}}
+func newNode(c nodeConfig) (_ *node, err error) {
+	n := &node{tables: map[string]*dht.IpfsDHT{}}
 	defer func() {
 		if err != nil {
-			n.Close()
+			n.Close() // what was built so far
 		}
 	}()
 
@@ -74,7 +77,7 @@ func newNode(c nodeConfig) (n *node, err error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(c.key),
-		libp2p.ListenAddrs(c.listen...),
+		libp2p.NoListenAddrs, // listenAll reports each address that fails
 		libp2p.ConnectionManager(cm), // resource manager: go-libp2p's default, on
 	}
 	if c.registry != nil {
@@ -85,7 +88,11 @@ func newNode(c nodeConfig) (n *node, err error) {
 	opts = append(opts, c.hostOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		return nil, listenError(c.listen, err)
+		return nil, err
+	}
+	if err := listenAll(h.Network(), c.listen, c.tolerateListen); err != nil {
+		h.Close()
+		return nil, err
 	}
 
 	var ids []peer.ID
@@ -188,9 +195,36 @@ func newNode(c nodeConfig) (n *node, err error) {
 	return n, nil
 }
 
-// listenError says which listen address could not be used.
-func listenError(listen []ma.Multiaddr, err error) error {
-	return usageError{fmt.Errorf("--listen %v: %w", listen, err)}
+// listenAll listens on every address; one that fails is bad input naming it
+// (a port in use, an address not on this machine). With tolerate (the default
+// list), addresses of a family the machine lacks are skipped, as long as one
+// address works.
+func listenAll(n network.Network, addrs []ma.Multiaddr, tolerate bool) error {
+	ok := 0
+	for _, a := range addrs {
+		if err := n.Listen(a); err != nil {
+			if tolerate && (errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL)) {
+				log.Infow("skipping listen address the machine cannot use", "addr", a, "err", err)
+				continue
+			}
+			return badInput("--listen %s: %v", a, unwrapSyscall(err))
+		}
+		ok++
+	}
+	if ok == 0 {
+		return badInput("--listen: none of %v could be used", addrs)
+	}
+	return nil
+}
+
+// unwrapSyscall shortens "listen tcp4 1.2.3.4:5: bind: address already in use"
+// style errors to their cause when there is one.
+func unwrapSyscall(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
 }
 
 // Tables returns the size of each routing table by name.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -50,6 +51,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// Bind the HTTP port before anything starts, so a port in use is the only
+	// thing reported.
+	var httpLn net.Listener
+	if cfg.HTTP != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+			return badInput("--http %s: %v", cfg.HTTP, unwrapSyscall(err))
+		}
+		defer httpLn.Close()
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n, err := newNode(nodeConfig{
@@ -59,8 +70,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		mode:           parseMode(cfg.Mode),
 		dhtKind:        cfg.DHT,
 		minPeers:       cfg.MinPeers,
-		bootstrapCfg:   cfg.Retry.DHTBootstrap,
-		peerCfg:        cfg.Retry.DHTPeer,
+		bootstrapCfg:   cfg.bootstrapCfg,
+		peerCfg:        cfg.peerCfg,
+		tolerateListen: cfg.defaultListen,
 		backupFile:     backupPath(cfg.DataDir),
 		registry:       reg,
 	})
@@ -84,11 +96,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 
 	var srv *httpServer
-	if cfg.HTTP != "" {
-		srv, err = startHTTP(cfg.HTTP, reg, n.mon.IsHealthy, n.status)
-		if err != nil {
-			return err
-		}
+	if httpLn != nil {
+		srv = serveHTTP(httpLn, reg, n.mon.IsHealthy, n.status)
 		fmt.Fprintf(stdout, "http on http://%s (/metrics /healthz /status)\n", srv.Addr())
 	}
 
