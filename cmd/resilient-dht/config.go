@@ -35,9 +35,9 @@ type config struct {
 		DHTPeer      json.RawMessage `json:"dht_peer,omitempty"`
 	} `json:"retry"`
 
-	bootstrapCfg   resilience.RetryConfig // the profiles, with the file's retry section applied
-	peerCfg        resilience.RetryConfig
-	defaultListen  bool // Listen is the default list (IPv6 may be missing on the machine)
+	bootstrapCfg  resilience.RetryConfig // the profiles, with the file's retry section applied
+	peerCfg       resilience.RetryConfig
+	defaultListen bool // Listen is the default list (IPv6 may be missing on the machine)
 
 	bootstrapPeers []peer.AddrInfo // parsed from Bootstrap or BootstrapFile
 	listenAddrs    []ma.Multiaddr

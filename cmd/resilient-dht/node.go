@@ -77,7 +77,7 @@ func newNode(c nodeConfig) (_ *node, err error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(c.key),
-		libp2p.NoListenAddrs, // listenAll reports each address that fails
+		libp2p.NoListenAddrs,         // listenAll reports each address that fails
 		libp2p.ConnectionManager(cm), // resource manager: go-libp2p's default, on
 	}
 	if c.registry != nil {
