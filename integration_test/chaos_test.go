@@ -1,0 +1,178 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
+	"github.com/chiral-network/go-libp2p-resilience/dialer"
+	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/internal/testnet"
+	"github.com/chiral-network/go-libp2p-resilience/resilience"
+)
+
+func long(t *testing.T) {
+	if os.Getenv("RESILIENCE_LONG") == "" {
+		t.Skip("long scenario: set RESILIENCE_LONG=1 to run it")
+	}
+}
+
+// stack is the module's whole stack on one testnet node: dialer, bootstrapper
+// and health monitor, rebuilt on every restart of the node.
+type stack struct {
+	node *testnet.Node
+	dh   *dialer.Host
+	boot *bootstrap.Bootstrapper
+	mon  *healthmon.Monitor
+}
+
+func (s *stack) build(t *testing.T, bootPeers []peer.AddrInfo, backup string) {
+	t.Helper()
+	var ids []peer.ID
+	for _, p := range bootPeers {
+		ids = append(ids, p.ID)
+	}
+	cfg := resilience.ForDHTBootstrap()
+	cfg.InitialDelay, cfg.MaxDelay = 500*time.Millisecond, 5*time.Second
+	dh, err := dialer.Wrap(s.node.Host(), dialer.WithBootstrapPeers(ids...), dialer.WithBootstrapConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := bootstrap.New(dh, bootstrap.DHT(s.node.DHT()), bootPeers, bootstrap.WithRetryConfig(cfg), bootstrap.WithBackupFile(backup), bootstrap.WithSaveInterval(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon, err := healthmon.New(dh, healthmon.DHTTable(s.node.DHT()), healthmon.WithRecoverer(boot), healthmon.WithManager(dh.Manager()),
+		healthmon.WithNetWatch(false), healthmon.WithCheckInterval(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.dh, s.boot, s.mon = dh, boot, mon
+}
+
+// teardown closes the stack. dialer.Host.Close also closes the node's host;
+// testnet's Stop, which the caller or the test's cleanup runs, closes it again
+// (a no-op) with its DHT.
+func (s *stack) teardown() {
+	if s.mon != nil {
+		s.mon.Close()
+		s.boot.Close()
+		s.dh.Close()
+		s.mon, s.boot, s.dh = nil, nil, nil
+	}
+}
+
+// TestChaos runs 16 nodes (3 bootstrap nodes) through two minutes of random
+// faults — nodes cut off, bootstrap nodes killed and restarted with the same
+// key and port — then ends every fault and requires every node to be healthy
+// again within a minute, with no help from the test.
+func TestChaos(t *testing.T) {
+	long(t)
+	const n, nBoot = 16, 3
+	nodes := testnet.NewNetwork(t, n, testnet.WithDHT(dht.ModeServer))
+	var bootPeers []peer.AddrInfo
+	for _, nd := range nodes[:nBoot] {
+		bootPeers = append(bootPeers, nd.AddrInfo())
+	}
+	dir := t.TempDir()
+	stacks := make([]*stack, n)
+	for i, nd := range nodes {
+		stacks[i] = &stack{node: nd}
+		stacks[i].build(t, without(bootPeers, nd.ID()), fmt.Sprintf("%s/backup-%d.json", dir, i))
+	}
+	t.Cleanup(func() {
+		for _, s := range stacks {
+			s.teardown()
+			s.node.Stop()
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	for _, s := range stacks {
+		go s.boot.Bootstrap(ctx) //nolint:errcheck // health is what the test checks
+	}
+	waitAllHealthy(t, stacks, time.Minute)
+
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	end := time.Now().Add(2 * time.Minute)
+	isolated := map[int]bool{}
+	for time.Now().Before(end) {
+		i := rng.IntN(n)
+		s := stacks[i]
+		switch {
+		case i < nBoot && s.node.Running() && rng.IntN(2) == 0:
+			t.Logf("kill bootstrap node %d", i)
+			s.teardown()
+			s.node.Stop()
+		case i < nBoot && !s.node.Running():
+			t.Logf("restart bootstrap node %d", i)
+			s.node.Start()
+			s.build(t, without(bootPeers, s.node.ID()), fmt.Sprintf("%s/backup-%d.json", dir, i))
+		case isolated[i]:
+			t.Logf("rejoin node %d", i)
+			s.node.Rejoin()
+			delete(isolated, i)
+		case len(isolated) < 3:
+			t.Logf("isolate node %d", i)
+			s.node.Isolate()
+			isolated[i] = true
+		}
+		time.Sleep(time.Duration(2+rng.IntN(6)) * time.Second)
+	}
+	t.Log("faults end")
+	for i, s := range stacks {
+		if !s.node.Running() {
+			s.node.Start()
+			s.build(t, without(bootPeers, s.node.ID()), fmt.Sprintf("%s/backup-%d.json", dir, i))
+		}
+		s.node.Rejoin()
+	}
+	start := time.Now()
+	waitAllHealthy(t, stacks, time.Minute)
+	t.Logf("all %d nodes healthy %v after the faults ended", n, time.Since(start).Round(100*time.Millisecond))
+}
+
+func without(peers []peer.AddrInfo, id peer.ID) []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, p := range peers {
+		if p.ID != id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func waitAllHealthy(t *testing.T, stacks []*stack, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var sick []int
+		for i, s := range stacks {
+			if s.mon == nil || !s.mon.IsHealthy() {
+				sick = append(sick, i)
+			}
+		}
+		if len(sick) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, i := range sick {
+				if s := stacks[i]; s.mon != nil {
+					t.Logf("node %d: %+v", i, s.mon.LastReport())
+				}
+			}
+			t.Fatalf("nodes %v not healthy after %v", sick, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
