@@ -100,7 +100,7 @@ type outcome struct {
 // cause. A ctx that has already ended yields its cause, and after Close
 // the error is ErrClosed.
 func (b *Bootstrapper) Bootstrap(ctx context.Context) (Result, error) {
-	return b.run(ctx, "bootstrap", false)
+	return b.run(ctx, "Bootstrap", false)
 }
 
 // Recover is the recovery hook of package healthmon (its Recoverer, with
@@ -112,7 +112,7 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) (Result, error) {
 // ErrNoBootstrapPeers joined with each peer's cause otherwise, and
 // ErrClosed after Close.
 func (b *Bootstrapper) Recover(ctx context.Context) error {
-	_, err := b.run(ctx, "recover", true)
+	_, err := b.run(ctx, "Recover", true)
 	return err
 }
 
