@@ -14,7 +14,7 @@ var (
 	// every allowed attempt failed.
 	ErrExhausted = errors.New("resilience: retry attempts exhausted")
 	// ErrPermanent matches every error wrapped by Permanent.
-	ErrPermanent = errors.New("resilience: permanent error")
+	ErrPermanent error = permanentSentinel{}
 	// ErrNotAttempted tells a Guard's After that a later guard refused the attempt.
 	ErrNotAttempted = errors.New("resilience: attempt not made")
 	// ErrCircuitOpen is returned when a CircuitBreaker refuses an attempt.
@@ -31,6 +31,12 @@ func Permanent(err error) error {
 	}
 	return &permanentError{err: err}
 }
+
+// permanentSentinel is ErrPermanent's type, so that IsPermanent tells it by a
+// type check instead of an interface comparison.
+type permanentSentinel struct{}
+
+func (permanentSentinel) Error() string { return "resilience: permanent error" }
 
 type permanentError struct{ err error }
 
@@ -60,7 +66,8 @@ func IsPermanent(err error) bool {
 			}
 			return false
 		default:
-			return err == ErrPermanent
+			_, ok := err.(permanentSentinel)
+			return ok
 		}
 	}
 	return false

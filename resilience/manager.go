@@ -44,12 +44,15 @@ type ConnectionManager struct {
 }
 
 type shard struct {
-	mu                            sync.Mutex
-	entries                       map[string]*entry
-	idle                          entry // sentinel of the list of inactive entries, most recently changed first
-	states                        [stateCount]int
+	mu      sync.Mutex
+	entries map[string]*entry
+	idle    entry // sentinel of the list of inactive entries, most recently changed first
+	states  [stateCount]int
+	m       *ConnectionManager
+	now     lazyClock // the clock read of the operation holding mu
+
 	attempts, failures, successes uint64
-	_                             [40]byte // keep shards on separate cache lines
+	_                             [64]byte // keep shards on separate cache lines
 }
 
 type entry struct {
@@ -146,6 +149,7 @@ func NewConnectionManager(opts ...ManagerOption) (*ConnectionManager, error) {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.entries = make(map[string]*entry)
+		s.m = m
 		s.idle.prev, s.idle.next = &s.idle, &s.idle
 	}
 	return m, nil
@@ -208,13 +212,14 @@ func (m *ConnectionManager) getOrCreate(s *shard, id string, cfg *RetryConfig, n
 // returns false.
 func (m *ConnectionManager) apply(id string, cfg *RetryConfig, op func(t *ConnectionTracker, s *shard)) (ConnectionTracker, bool) {
 	s := m.shardFor(id)
-	var now lazyClock
 	s.mu.Lock()
+	s.now = lazyClock{} // this operation's clock read, shared by all its steps
+	now := &s.now
 	var e *entry
 	overflow := false
 	if cfg != nil {
-		e, overflow = m.getOrCreate(s, id, cfg, &now)
-	} else if e = m.lookup(s, id, &now); e == nil {
+		e, overflow = m.getOrCreate(s, id, cfg, now)
+	} else if e = m.lookup(s, id, now); e == nil {
 		s.mu.Unlock()
 		return ConnectionTracker{}, false
 	}
@@ -332,7 +337,7 @@ func (m *ConnectionManager) ModifyExisting(id string, fn func(*ConnectionTracker
 // RecordAttempt marks the start of an attempt on id's tracker.
 func (m *ConnectionManager) RecordAttempt(id string) {
 	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
-		t.RecordAttempt()
+		t.recordAttemptAt(s.wallClock())
 		s.attempts++
 	})
 }
@@ -345,7 +350,7 @@ func (m *ConnectionManager) RecordSuccess(id string) {
 		if t.State != Connected {
 			s.successes++
 		}
-		t.RecordSuccess()
+		t.recordSuccessAt(s.wallClock())
 	})
 }
 
@@ -552,6 +557,13 @@ func (s *shard) count(before, after *ConnectionTracker) {
 	if after.State == Connected && before.State != Connected {
 		s.successes++
 	}
+}
+
+// wallClock returns the current time from the manager's clock: the clock read of
+// this operation (at most one), as a time.Time for LastAttempt and LastSuccess.
+// s.mu must be held.
+func (s *shard) wallClock() time.Time {
+	return s.m.epoch.Add(time.Duration(s.now.get(s.m)))
 }
 
 // lazyClock reads the manager's clock at most once per operation, and only if needed.

@@ -3,6 +3,7 @@ package resilience
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 )
 
@@ -79,6 +80,7 @@ type ConnectionTracker struct {
 
 	lastDelay time.Duration // for JitterDecorrelated
 	inFlight  uint16        // attempts started with RecordAttempt and not yet ended
+	rng       uint64        // xorshift state for jitter; seeded on first use
 }
 
 // NewConnectionTracker returns an Idle tracker, or an error if cfg is invalid.
@@ -90,12 +92,14 @@ func NewConnectionTracker(connectionID string, cfg RetryConfig) (*ConnectionTrac
 }
 
 // RecordAttempt marks the start of an attempt: state Connecting, AttemptCount+1.
-func (t *ConnectionTracker) RecordAttempt() {
+func (t *ConnectionTracker) RecordAttempt() { t.recordAttemptAt(time.Now()) }
+
+func (t *ConnectionTracker) recordAttemptAt(now time.Time) {
 	t.AttemptCount++
 	if t.inFlight < math.MaxUint16 {
 		t.inFlight++
 	}
-	t.LastAttempt = time.Now()
+	t.LastAttempt = now
 	t.State = Connecting
 }
 
@@ -103,9 +107,11 @@ func (t *ConnectionTracker) RecordAttempt() {
 // ConsecutiveFailures and LastError cleared, AttemptCount cleared if
 // Config.ResetOnSuccess. It does not count an attempt: an inbound connection is a
 // success nobody dialled.
-func (t *ConnectionTracker) RecordSuccess() {
+func (t *ConnectionTracker) RecordSuccess() { t.recordSuccessAt(time.Now()) }
+
+func (t *ConnectionTracker) recordSuccessAt(now time.Time) {
 	t.endAttempt()
-	t.LastSuccess = time.Now()
+	t.LastSuccess = now
 	t.State = Connected
 	t.ConsecutiveFailures = 0
 	t.LastError = nil
@@ -177,9 +183,24 @@ func (t *ConnectionTracker) ShouldRetry() bool {
 // RetryDelay returns the jittered delay before the next attempt, growing with
 // ConsecutiveFailures (see RetryConfig.BaseDelay). Each call draws new jitter.
 func (t *ConnectionTracker) RetryDelay() time.Duration {
-	d := t.Config.Delay(t.ConsecutiveFailures, t.lastDelay)
+	d := t.Config.DelayWithRandom(t.ConsecutiveFailures, t.lastDelay, t.random())
 	t.lastDelay = d
 	return d
+}
+
+// random returns a uniform float64 in [0, 1) from the tracker's own xorshift64*
+// generator (seeded from math/rand/v2): a few ns instead of the global
+// source's, which matters on the failure path of every peer.
+func (t *ConnectionTracker) random() float64 {
+	x := t.rng
+	if x == 0 {
+		x = rand.Uint64() | 1
+	}
+	x ^= x >> 12
+	x ^= x << 25
+	x ^= x >> 27
+	t.rng = x
+	return float64((x*0x2545F4914F6CDD1D)>>11) / (1 << 53)
 }
 
 // RecordFailureDelay records a failure and, in the same step, reports whether
@@ -194,7 +215,7 @@ func (t *ConnectionTracker) RecordFailureDelay(err error) (time.Duration, bool) 
 
 // Reset returns the tracker to Idle with all counters cleared; Config is kept.
 func (t *ConnectionTracker) Reset() {
-	*t = ConnectionTracker{ConnectionID: t.ConnectionID, Config: t.Config}
+	*t = ConnectionTracker{ConnectionID: t.ConnectionID, Config: t.Config, rng: t.rng}
 }
 
 // Tracked is a connection whose attempts RetryTracked records. *ConnectionTracker
