@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/promutil"
 )
 
 // MetricsTracer receives the dialer's countable events. Implementations must be
@@ -75,7 +77,7 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 	if cfg.reg == nil {
 		return nil, errors.New("dialer: NewMetricsTracer: WithRegisterer(nil)")
 	}
-	dials, err := register(cfg.reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	dials, err := promutil.Register(cfg.reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "libp2p", Subsystem: "resilience_dialer", Name: "dials_total",
 		Help: "Dials made by the resilience dialer, by error class (none = success).",
 	}, []string{"class"}))
@@ -83,7 +85,7 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		return nil, err
 	}
 	counter := func(name, help string) (prometheus.Counter, error) {
-		return register(cfg.reg, prometheus.NewCounter(prometheus.CounterOpts{
+		return promutil.Register(cfg.reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "libp2p", Subsystem: "resilience_dialer", Name: name, Help: help,
 		}))
 	}
@@ -107,20 +109,6 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		t.dials[cl] = dials.WithLabelValues(cl.String())
 	}
 	return t, nil
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (t *metricsTracer) DialAttempted(class ErrorClass) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/promutil"
 )
 
 // MetricsTracer receives what the monitor does. Implementations must be safe for
@@ -48,13 +50,13 @@ func WithRegisterer(reg prometheus.Registerer) MetricsOption {
 
 // NewMetricsTracer returns a MetricsTracer exporting Prometheus metrics:
 //
-//	libp2p_healthmon_checks_total                          checks run
-//	libp2p_healthmon_table_peers_connected                 connected routing-table peers at the last check
-//	libp2p_healthmon_status{status}                        1 for the reported status, 0 for the others
-//	libp2p_healthmon_status_changes_total{status}          reported status changes, by the status entered
-//	libp2p_healthmon_probes_total{result}                  probes by result (ok, failed)
-//	libp2p_healthmon_recoveries_started_total{trigger}     recoveries by trigger (probe, connection)
-//	libp2p_healthmon_recoveries_completed_total{result}    recoveries by result (ok, failed)
+//	libp2p_resilience_healthmon_checks_total                          checks run
+//	libp2p_resilience_healthmon_table_peers_connected                 connected routing-table peers at the last check
+//	libp2p_resilience_healthmon_status{status}                        1 for the reported status, 0 for the others
+//	libp2p_resilience_healthmon_status_changes_total{status}          reported status changes, by the status entered
+//	libp2p_resilience_healthmon_probes_total{result}                  probes by result (ok, failed)
+//	libp2p_resilience_healthmon_recoveries_started_total{trigger}     recoveries by trigger (probe, connection)
+//	libp2p_resilience_healthmon_recoveries_completed_total{result}    recoveries by result (ok, failed)
 //
 // Collectors already registered under the same names are reused, so several
 // monitors in one process share them.
@@ -67,7 +69,7 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		return nil, errors.New("healthmon: NewMetricsTracer: WithRegisterer(nil)")
 	}
 	opts2 := func(name, help string) prometheus.Opts {
-		return prometheus.Opts{Namespace: "libp2p", Subsystem: "healthmon", Name: name, Help: help}
+		return prometheus.Opts{Namespace: "libp2p", Subsystem: "resilience_healthmon", Name: name, Help: help}
 	}
 	checks := prometheus.NewCounter(prometheus.CounterOpts(opts2("checks_total", "Health checks run.")))
 	tablePeers := prometheus.NewGauge(prometheus.GaugeOpts(opts2("table_peers_connected",
@@ -84,25 +86,25 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		"Recoveries completed, by result.")), []string{"result"})
 
 	var err error
-	if checks, err = register(cfg.reg, checks); err != nil {
+	if checks, err = promutil.Register(cfg.reg, checks); err != nil {
 		return nil, err
 	}
-	if tablePeers, err = register(cfg.reg, tablePeers); err != nil {
+	if tablePeers, err = promutil.Register(cfg.reg, tablePeers); err != nil {
 		return nil, err
 	}
-	if status, err = register(cfg.reg, status); err != nil {
+	if status, err = promutil.Register(cfg.reg, status); err != nil {
 		return nil, err
 	}
-	if changes, err = register(cfg.reg, changes); err != nil {
+	if changes, err = promutil.Register(cfg.reg, changes); err != nil {
 		return nil, err
 	}
-	if probes, err = register(cfg.reg, probes); err != nil {
+	if probes, err = promutil.Register(cfg.reg, probes); err != nil {
 		return nil, err
 	}
-	if started, err = register(cfg.reg, started); err != nil {
+	if started, err = promutil.Register(cfg.reg, started); err != nil {
 		return nil, err
 	}
-	if completed, err = register(cfg.reg, completed); err != nil {
+	if completed, err = promutil.Register(cfg.reg, completed); err != nil {
 		return nil, err
 	}
 
@@ -119,20 +121,6 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		t.started[tr] = started.WithLabelValues(tr.String())
 	}
 	return t, nil
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func b2i(b bool) int {

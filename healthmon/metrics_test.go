@@ -34,22 +34,22 @@ func TestMetricsTracer(t *testing.T) {
 	tr.RecoveryCompleted(true)
 
 	want := map[string]float64{
-		"libp2p_healthmon_checks_total":                                 2,
-		"libp2p_healthmon_table_peers_connected":                        7,
-		"libp2p_healthmon_probes_total{result=failed}":                  2,
-		"libp2p_healthmon_probes_total{result=ok}":                      1,
-		"libp2p_healthmon_recoveries_completed_total{result=failed}":    0,
-		"libp2p_healthmon_recoveries_completed_total{result=ok}":        1,
-		"libp2p_healthmon_recoveries_started_total{trigger=connection}": 1,
-		"libp2p_healthmon_recoveries_started_total{trigger=probe}":      1,
-		"libp2p_healthmon_status{status=degraded}":                      0,
-		"libp2p_healthmon_status{status=healthy}":                       1,
-		"libp2p_healthmon_status{status=unhealthy}":                     0,
-		"libp2p_healthmon_status{status=unknown}":                       0,
-		"libp2p_healthmon_status_changes_total{status=degraded}":        0,
-		"libp2p_healthmon_status_changes_total{status=healthy}":         1,
-		"libp2p_healthmon_status_changes_total{status=unhealthy}":       1,
-		"libp2p_healthmon_status_changes_total{status=unknown}":         0,
+		"libp2p_resilience_healthmon_checks_total":                                 2,
+		"libp2p_resilience_healthmon_table_peers_connected":                        7,
+		"libp2p_resilience_healthmon_probes_total{result=failed}":                  2,
+		"libp2p_resilience_healthmon_probes_total{result=ok}":                      1,
+		"libp2p_resilience_healthmon_recoveries_completed_total{result=failed}":    0,
+		"libp2p_resilience_healthmon_recoveries_completed_total{result=ok}":        1,
+		"libp2p_resilience_healthmon_recoveries_started_total{trigger=connection}": 1,
+		"libp2p_resilience_healthmon_recoveries_started_total{trigger=probe}":      1,
+		"libp2p_resilience_healthmon_status{status=degraded}":                      0,
+		"libp2p_resilience_healthmon_status{status=healthy}":                       1,
+		"libp2p_resilience_healthmon_status{status=unhealthy}":                     0,
+		"libp2p_resilience_healthmon_status{status=unknown}":                       0,
+		"libp2p_resilience_healthmon_status_changes_total{status=degraded}":        0,
+		"libp2p_resilience_healthmon_status_changes_total{status=healthy}":         1,
+		"libp2p_resilience_healthmon_status_changes_total{status=unhealthy}":       1,
+		"libp2p_resilience_healthmon_status_changes_total{status=unknown}":         0,
 	}
 	got := gather(t, reg)
 	if len(got) != len(want) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/promutil"
 )
 
 // Outcome classifies how an attempt ended, for metrics.
@@ -123,22 +125,22 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 	}, []string{"state"})
 
 	var err error
-	if attempts, err = register(cfg.reg, attempts); err != nil {
+	if attempts, err = promutil.Register(cfg.reg, attempts); err != nil {
 		return nil, err
 	}
-	if retries, err = register(cfg.reg, retries); err != nil {
+	if retries, err = promutil.Register(cfg.reg, retries); err != nil {
 		return nil, err
 	}
-	if delay, err = register(cfg.reg, delay); err != nil {
+	if delay, err = promutil.Register(cfg.reg, delay); err != nil {
 		return nil, err
 	}
-	if exhausted, err = register(cfg.reg, exhausted); err != nil {
+	if exhausted, err = promutil.Register(cfg.reg, exhausted); err != nil {
 		return nil, err
 	}
-	if transitions, err = register(cfg.reg, transitions); err != nil {
+	if transitions, err = promutil.Register(cfg.reg, transitions); err != nil {
 		return nil, err
 	}
-	if trackers, err = register(cfg.reg, trackers); err != nil {
+	if trackers, err = promutil.Register(cfg.reg, trackers); err != nil {
 		return nil, err
 	}
 
@@ -151,20 +153,6 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		t.trackers[s] = trackers.WithLabelValues(s.String())
 	}
 	return t, nil
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (t *metricsTracer) AttemptCompleted(o Outcome) {
