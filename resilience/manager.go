@@ -190,8 +190,9 @@ func (m *ConnectionManager) lookup(s *shard, id string, now *lazyClock) *entry {
 }
 
 // getOrCreate returns id's entry, creating it with cfg. s.mu must be held.
-// created reports whether the caller must call afterCreate once s.mu is released.
-func (m *ConnectionManager) getOrCreate(s *shard, id string, cfg *RetryConfig, now *lazyClock) (e *entry, created bool) {
+// overflow reports that a creation took the manager past maxTrackers: the caller
+// evicts (evictOldestIdle) once s.mu is released.
+func (m *ConnectionManager) getOrCreate(s *shard, id string, cfg *RetryConfig, now *lazyClock) (e *entry, overflow bool) {
 	if e = m.lookup(s, id, now); e != nil {
 		return e, false
 	}

@@ -9,17 +9,18 @@ import (
 
 // ConnectionState is where a ConnectionTracker is in its life cycle:
 //
-//	         RecordAttempt              RecordSuccess
-//	Idle ──────────────────▶ Connecting ─────────────▶ Connected
-//	 ▲                        │  ▲   │                    │
-//	 │          RecordFailure │  │   │ RecordFailure      │ RecordDisconnect
-//	 │  (attempts remain)     ▼  │   │ (permanent error)  ▼
-//	 │                    Retrying   └──────────▶ Failed  Idle
-//	 │                        │ RecordFailure
-//	 │ Reset (from any)       ▼ (MaxAttempts used)
-//	 └─────────────────── Exhausted
+//	from                  event                                     to
+//	any (Idle, Retrying)  RecordAttempt                             Connecting
+//	Connecting            RecordFailure, attempts remain            Retrying
+//	Connecting            RecordFailure, MaxAttempts used           Exhausted
+//	Connecting            RecordFailure(Permanent(err))             Failed
+//	Connecting, Retrying  RecordCanceled (the caller gave up)       Idle
+//	Connected             RecordDisconnect                          Idle
+//	any                   RecordSuccess                             Connected
+//	any                   Reset                                     Idle
 //
-// RecordSuccess moves any state to Connected; Reset moves any state to Idle.
+// A failure recorded without RecordAttempt (the seed's style) moves Idle or
+// Retrying the same way as from Connecting.
 type ConnectionState uint8
 
 // Connection states.
