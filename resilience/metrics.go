@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,6 +98,9 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.reg == nil {
+		return nil, fmt.Errorf("%w: NewMetricsTracer: WithRegisterer(nil)", ErrInvalidConfig)
 	}
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "libp2p", Subsystem: "resilience", Name: "attempts_total",

@@ -89,3 +89,9 @@ func TestMetricsTracerAllocatesNothing(t *testing.T) {
 		t.Fatalf("tracer allocates %v per round", allocs)
 	}
 }
+
+func TestMetricsTracerNilRegisterer(t *testing.T) {
+	if _, err := resilience.NewMetricsTracer(resilience.WithRegisterer(nil)); err == nil {
+		t.Fatal("nil registerer accepted")
+	}
+}
