@@ -34,8 +34,9 @@ type AdaptiveConfig struct {
 // all recent attempts failed (the network, not a peer, is down) it stretches retry
 // delays, saving dials that cannot succeed; on the first success after that it
 // wakes every waiting retry, spread by jitter, instead of leaving them asleep for
-// the rest of a long backoff. Share one per host; pass it with WithAdaptive. It is
-// safe for concurrent use.
+// the rest of a long backoff. Each Retry call accepts one wake-up: a retry woken
+// in vain goes back to its own backoff. Share one per host; pass it with
+// WithAdaptive. It is safe for concurrent use.
 type AdaptiveBackoff struct {
 	cfg AdaptiveConfig
 
@@ -76,10 +77,21 @@ func NewAdaptiveBackoff(cfg AdaptiveConfig) (*AdaptiveBackoff, error) {
 }
 
 // Record adds an attempt's outcome. The first success while the network counts
-// as down wakes every retry waiting on Recovered.
+// as down wakes every retry waiting on Recovered and starts a fresh window: the
+// network counts as down again only after a whole window of new outcomes says
+// so, so a single peer that keeps succeeding among many dead ones cannot wake
+// their retries over and over.
 func (a *AdaptiveBackoff) Record(success bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if success && a.down {
+		a.down = false
+		close(a.wake)
+		a.wake = make(chan struct{})
+		clear(a.ring)
+		a.next, a.filled, a.failures = 0, 0, 0
+		return
+	}
 	if a.filled == len(a.ring) && a.ring[a.next] {
 		a.failures--
 	}
@@ -89,14 +101,7 @@ func (a *AdaptiveBackoff) Record(success bool) {
 	}
 	a.next = (a.next + 1) % len(a.ring)
 	a.filled = min(a.filled+1, len(a.ring))
-
-	if success && a.down {
-		a.down = false
-		close(a.wake)
-		a.wake = make(chan struct{})
-		return
-	}
-	if a.filled == len(a.ring) && float64(a.failures) >= a.cfg.Threshold*float64(len(a.ring)) {
+	if !success && a.filled == len(a.ring) && float64(a.failures) >= a.cfg.Threshold*float64(len(a.ring)) {
 		a.down = true
 	}
 }

@@ -108,6 +108,8 @@ func (c RetryConfig) Validate() error {
 		return fieldError("InitialDelay", c.InitialDelay, "must not be negative")
 	case c.MaxDelay < 0:
 		return fieldError("MaxDelay", c.MaxDelay, "must not be negative")
+	case c.MaxAttempts == 0 && c.InitialDelay == 0:
+		return fieldError("InitialDelay", c.InitialDelay, "must be positive when MaxAttempts = 0 (unlimited): a zero delay would retry in a busy loop")
 	case c.MaxDelay < c.InitialDelay:
 		return fieldError("MaxDelay", c.MaxDelay, fmt.Sprintf("must be >= InitialDelay (%v)", c.InitialDelay))
 	case math.IsNaN(c.BackoffMultiplier) || math.IsInf(c.BackoffMultiplier, 0):

@@ -50,6 +50,7 @@ func TestValidate(t *testing.T) {
 		{"zero delays", func(c *resilience.RetryConfig) { c.InitialDelay, c.MaxDelay = 0, 0 }, ""},
 		{"multiplier 1", func(c *resilience.RetryConfig) { c.BackoffMultiplier = 1 }, ""},
 		{"jitter 1", func(c *resilience.RetryConfig) { c.JitterFactor = 1 }, ""},
+		{"unlimited without delay", func(c *resilience.RetryConfig) { c.MaxAttempts, c.InitialDelay = 0, 0 }, "InitialDelay"},
 		{"negative initial", func(c *resilience.RetryConfig) { c.InitialDelay = -1 }, "InitialDelay"},
 		{"negative max", func(c *resilience.RetryConfig) { c.InitialDelay, c.MaxDelay = -2, -1 }, "InitialDelay"},
 		{"max below initial", func(c *resilience.RetryConfig) { c.MaxDelay = c.InitialDelay - 1 }, "MaxDelay"},

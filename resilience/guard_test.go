@@ -281,3 +281,29 @@ func TestPeerRateLimiter(t *testing.T) {
 		t.Fatal("zero rate accepted")
 	}
 }
+
+// One live peer among many dead ones: its successes must not wake the dead
+// peers' retries over and over (each Retry accepts one wake-up).
+func TestAdaptiveLivePeerDoesNotDefeatBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{})
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+		defer cancel()
+		cfg := resilience.RetryConfig{MaxAttempts: 0, InitialDelay: time.Hour, MaxDelay: time.Hour, BackoffMultiplier: 2}
+		var calls atomic.Int32
+		var wg sync.WaitGroup
+		for range 19 {
+			wg.Go(func() {
+				resilience.Retry(ctx, cfg, failing(1<<30, errTest, &calls), resilience.WithAdaptive(a))
+			})
+		}
+		for ctx.Err() == nil {
+			a.Record(true) // the live peer
+			time.Sleep(10 * time.Second)
+		}
+		wg.Wait()
+		if n := calls.Load(); n > 2*19 {
+			t.Fatalf("%d attempts of dead peers in 10 minutes with a 1h backoff, want at most %d", n, 2*19)
+		}
+	})
+}

@@ -225,8 +225,12 @@ func (m *ConnectionManager) apply(id string, cfg *RetryConfig, op func(t *Connec
 		return ConnectionTracker{}, false
 	}
 	from := e.t.State
+	attempts, failures, successes := e.t.totalAttempts, e.t.totalFailures, e.t.totalSuccesses
 	op(&e.t, s)
 	e.t.ConnectionID = id
+	s.attempts += delta(attempts, e.t.totalAttempts)
+	s.failures += delta(failures, e.t.totalFailures)
+	s.successes += delta(successes, e.t.totalSuccesses)
 	to := e.t.State
 	if from != to {
 		s.states[from]--
@@ -297,6 +301,7 @@ func (m *ConnectionManager) Get(id string) (ConnectionTracker, bool) {
 // Update stores t as the tracker of t.ConnectionID, replacing what is there. It is
 // the seed's write-back step; concurrent changes made since t was copied are lost.
 // The in-place methods (RecordFailure, Modify, ...) do not have that problem.
+// Stats count what was recorded on the copy since it was taken.
 func (m *ConnectionManager) Update(t ConnectionTracker) error {
 	if err := t.Config.Validate(); err != nil {
 		return err
@@ -304,68 +309,41 @@ func (m *ConnectionManager) Update(t ConnectionTracker) error {
 	if t.State >= stateCount {
 		return fmt.Errorf("%w: tracker %q has unknown state %d", ErrInvalidConfig, t.ConnectionID, t.State)
 	}
-	m.apply(t.ConnectionID, &t.Config, func(dst *ConnectionTracker, s *shard) {
-		s.count(dst, &t)
-		*dst = t
-	})
+	m.apply(t.ConnectionID, &t.Config, func(dst *ConnectionTracker, _ *shard) { *dst = t })
 	return nil
 }
 
 // Modify runs fn on id's tracker (created with the default config if absent) under
 // the manager's lock and returns a copy of the result. fn must not block or call
-// back into the manager. Changes to ConnectionID are ignored. Stats count what fn
-// adds to AttemptCount and ConsecutiveFailures, and a move into Connected as a
-// success.
+// back into the manager. Changes to ConnectionID are ignored. Stats count the
+// attempts, failures and successes fn records with the tracker's methods.
 func (m *ConnectionManager) Modify(id string, fn func(*ConnectionTracker)) ConnectionTracker {
-	t, _ := m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
-		before := *t
-		fn(t)
-		s.count(&before, t)
-	})
+	t, _ := m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, _ *shard) { fn(t) })
 	return t
 }
 
 // ModifyExisting is Modify without creating: it reports false, and does not call
 // fn, if id has no tracker.
 func (m *ConnectionManager) ModifyExisting(id string, fn func(*ConnectionTracker)) (ConnectionTracker, bool) {
-	return m.apply(id, nil, func(t *ConnectionTracker, s *shard) {
-		before := *t
-		fn(t)
-		s.count(&before, t)
-	})
+	return m.apply(id, nil, func(t *ConnectionTracker, _ *shard) { fn(t) })
 }
 
 // RecordAttempt marks the start of an attempt on id's tracker.
 func (m *ConnectionManager) RecordAttempt(id string) {
-	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
-		t.recordAttemptAt(s.wallClock())
-		s.attempts++
-	})
+	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) { t.recordAttemptAt(s.wallClock()) })
 }
 
 // RecordSuccess marks id's connection as up. Stats count it as a success only if
 // the tracker was not already Connected (a dial that succeeds after the
 // connection event already announced it is one success, not two).
 func (m *ConnectionManager) RecordSuccess(id string) {
-	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
-		if t.State != Connected {
-			s.successes++
-		}
-		t.recordSuccessAt(s.wallClock())
-	})
+	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) { t.recordSuccessAt(s.wallClock()) })
 }
 
 // RecordFailure records a failed attempt on id's tracker and reports, in the same
 // atomic step, the delay before the next attempt or false when none is allowed.
 func (m *ConnectionManager) RecordFailure(id string, err error) (delay time.Duration, retry bool) {
-	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, s *shard) {
-		attempts := t.AttemptCount
-		s.failures++
-		delay, retry = t.RecordFailureDelay(err)
-		if t.AttemptCount != attempts { // a failure without RecordAttempt is its own attempt
-			s.attempts++
-		}
-	})
+	m.apply(id, &m.cfg.defaultConfig, func(t *ConnectionTracker, _ *shard) { delay, retry = t.RecordFailureDelay(err) })
 	return delay, retry
 }
 
@@ -515,9 +493,15 @@ func (m *ConnectionManager) expireLocked(s *shard, limit int, now int64) int {
 }
 
 // evictOldestIdle removes the least recently changed inactive tracker, across all
-// shards, while the manager holds more than maxTrackers.
+// shards, while the manager holds more than maxTrackers. Concurrent evictions
+// claim each removal with a compare-and-swap on the count, so together they never
+// take the manager below the cap.
 func (m *ConnectionManager) evictOldestIdle() {
-	for m.count.Load() > int64(m.cfg.maxTrackers) {
+	for {
+		n := m.count.Load()
+		if n <= int64(m.cfg.maxTrackers) {
+			return
+		}
 		var victim *shard
 		oldest := int64(math.MaxInt64)
 		for i := range m.shards {
@@ -532,32 +516,37 @@ func (m *ConnectionManager) evictOldestIdle() {
 			return // everything is active: nothing may be evicted
 		}
 		victim.mu.Lock()
-		if e := victim.idle.prev; e != &victim.idle {
-			m.removeLocked(victim, e)
+		if e := victim.idle.prev; e != &victim.idle && m.count.CompareAndSwap(n, n-1) {
+			m.unlinkEntry(victim, e)
 		}
 		victim.mu.Unlock()
 	}
 }
 
 func (m *ConnectionManager) removeLocked(s *shard, e *entry) {
+	m.count.Add(-1)
+	m.unlinkEntry(s, e)
+}
+
+// unlinkEntry removes e from s, without the count. s.mu must be held.
+func (m *ConnectionManager) unlinkEntry(s *shard, e *entry) {
 	delete(s.entries, e.t.ConnectionID)
 	s.states[e.t.State]--
 	if !e.t.State.active() {
 		unlink(e)
 	}
-	m.count.Add(-1)
 	if m.cfg.tracer != nil {
 		m.cfg.tracer.TrackerRemoved(e.t.State)
 	}
 }
 
-// count adds to the lifetime totals what a wholesale change from before to after did.
-func (s *shard) count(before, after *ConnectionTracker) {
-	s.attempts += uint64(max(int64(after.AttemptCount)-int64(before.AttemptCount), 0))
-	s.failures += uint64(max(int64(after.ConsecutiveFailures)-int64(before.ConsecutiveFailures), 0))
-	if after.State == Connected && before.State != Connected {
-		s.successes++
+// delta is what a lifetime total grew by (0 if a seed-style Update wrote back an
+// older copy).
+func delta(before, after uint32) uint64 {
+	if after < before {
+		return 0
 	}
+	return uint64(after - before)
 }
 
 // wallClock returns the current time from the manager's clock: the clock read of

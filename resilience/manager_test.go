@@ -1,11 +1,13 @@
 package resilience_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
@@ -309,5 +311,53 @@ func TestManagerEvictsOldestIdle(t *testing.T) {
 	}
 	if st := m.Stats(); st.TotalConnections != 100 || st.Idle != 98 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// The seed's pattern — copy, retry on the copy, write back — keeps its statistics,
+// successes (which reset the visible counters) included.
+func TestManagerSeedStyleUpdateCountsRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManager(t, resilience.WithDefaultConfig(fastConfig(5)))
+		tr := m.GetOrCreate("peer-123")
+		calls := 0
+		_, err := resilience.RetryTracked(t.Context(), &tr, func(context.Context) (int, error) {
+			if calls++; calls <= 3 {
+				return 0, errTest
+			}
+			return 1, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Update(tr); err != nil {
+			t.Fatal(err)
+		}
+		st := m.Stats()
+		if st.TotalAttempts != 4 || st.TotalFailures != 3 || st.TotalSuccesses != 1 || st.Connected != 1 {
+			t.Fatalf("stats %+v, want 4 attempts, 3 failures, 1 success", st)
+		}
+	})
+}
+
+// Concurrent creators at the cap evict exactly down to it, never below.
+func TestManagerEvictionNeverBelowCap(t *testing.T) {
+	for range 20 {
+		m := newManager(t, resilience.WithMaxTrackers(100))
+		for i := range 100 {
+			m.GetOrCreate(fmt.Sprint("old-", i))
+		}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 50 {
+					m.GetOrCreate(fmt.Sprintf("new-%d-%d", g, i))
+				}
+			})
+		}
+		wg.Wait()
+		if m.Len() != 100 || m.Stats().TotalConnections != 100 {
+			t.Fatalf("manager holds %d trackers (stats %d), want the cap 100", m.Len(), m.Stats().TotalConnections)
+		}
 	}
 }

@@ -111,6 +111,7 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		}
 	}()
 	var lastErr error
+	woke := false // a loop accepts one adaptive wake-up
 	for attempt := uint32(1); ; attempt++ {
 		if len(s.guards) > 0 {
 			if err := s.before(ctx, attempt); err != nil {
@@ -151,7 +152,10 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		}
 		var woken <-chan struct{}
 		if s.adaptive != nil {
-			delay, woken = s.adaptive.Stretch(delay), s.adaptive.Recovered()
+			delay = s.adaptive.Stretch(delay)
+			if !woke {
+				woken = s.adaptive.Recovered()
+			}
 		}
 		if s.onRetry != nil {
 			s.onRetry(attempt, err, delay)
@@ -168,6 +172,7 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		case <-timer.C:
 		case <-woken:
 			// The network came back: retry soon, spread so waiters do not stampede.
+			woke = true
 			if err := Sleep(ctx, s.adaptive.WakeSpread(delay)); err != nil {
 				t.RecordCanceled()
 				return zero, errors.Join(err, lastErr)

@@ -80,8 +80,12 @@ type ConnectionTracker struct {
 	Config RetryConfig
 
 	lastDelay time.Duration // for JitterDecorrelated
-	inFlight  uint16        // attempts started with RecordAttempt and not yet ended
 	rng       uint64        // xorshift state for jitter; seeded on first use
+	inFlight  uint16        // attempts started with RecordAttempt and not yet ended
+	overtaken uint16        // attempts still in flight when a success came: their failure is stale
+	// Lifetime totals, kept across successes and Reset, from which a
+	// ConnectionManager's Stats are summed.
+	totalAttempts, totalFailures, totalSuccesses uint32
 }
 
 // NewConnectionTracker returns an Idle tracker, or an error if cfg is invalid.
@@ -97,6 +101,7 @@ func (t *ConnectionTracker) RecordAttempt() { t.recordAttemptAt(time.Now()) }
 
 func (t *ConnectionTracker) recordAttemptAt(now time.Time) {
 	t.AttemptCount++
+	t.totalAttempts++
 	if t.inFlight < math.MaxUint16 {
 		t.inFlight++
 	}
@@ -107,11 +112,17 @@ func (t *ConnectionTracker) recordAttemptAt(now time.Time) {
 // RecordSuccess marks the connection as up (from any state): state Connected,
 // ConsecutiveFailures and LastError cleared, AttemptCount cleared if
 // Config.ResetOnSuccess. It does not count an attempt: an inbound connection is a
-// success nobody dialled.
+// success nobody dialled. Attempts still in flight are overtaken: if one of them
+// fails later, while the tracker is still Connected, that failure is stale and
+// ignored.
 func (t *ConnectionTracker) RecordSuccess() { t.recordSuccessAt(time.Now()) }
 
 func (t *ConnectionTracker) recordSuccessAt(now time.Time) {
-	t.endAttempt()
+	if t.State != Connected {
+		t.totalSuccesses++
+	}
+	t.overtaken = sat16(uint32(t.overtaken) + uint32(t.inFlight))
+	t.inFlight = 0
 	t.LastSuccess = now
 	t.State = Connected
 	t.ConsecutiveFailures = 0
@@ -126,12 +137,20 @@ func (t *ConnectionTracker) recordSuccessAt(now time.Time) {
 // Failed; otherwise it moves to Retrying, or to Exhausted once MaxAttempts attempts
 // were used. A failure that ends no attempt started with RecordAttempt (the
 // seed's style) counts as an attempt itself, but leaves LastAttempt alone: it
-// does not read the clock.
+// does not read the clock. The failure of an attempt overtaken by a success
+// (see RecordSuccess) while the tracker is Connected changes nothing.
 func (t *ConnectionTracker) RecordFailure(err error) {
-	if !t.endAttempt() {
+	switch t.endAttempt() {
+	case endedOvertaken:
+		if t.State == Connected {
+			return // stale: the connection is up
+		}
+	case endedNone:
 		t.AttemptCount++
+		t.totalAttempts++
 	}
 	t.ConsecutiveFailures++
+	t.totalFailures++
 	t.LastError = err
 	switch {
 	case IsPermanent(err):
@@ -148,12 +167,13 @@ func (t *ConnectionTracker) RecordFailure(err error) {
 func (t *ConnectionTracker) RecordDisconnect() {
 	if t.State == Connected {
 		t.State = Idle
+		t.overtaken = 0
 	}
 }
 
 // RecordCanceled records that the caller gave up (its context ended) during an
 // attempt or while waiting for the next one: the attempt stays counted but is no
-// failure of the connection, and since nothing is in flight or scheduled any
+// failure of the connection, and once nothing is in flight or scheduled any
 // more, a Connecting or Retrying tracker becomes Idle (keeping its counters).
 func (t *ConnectionTracker) RecordCanceled() {
 	t.endAttempt()
@@ -162,15 +182,29 @@ func (t *ConnectionTracker) RecordCanceled() {
 	}
 }
 
-// endAttempt ends one attempt started with RecordAttempt, if any is in flight.
-// Overlapping attempts (two probes of one peer) are each counted once.
-func (t *ConnectionTracker) endAttempt() bool {
-	if t.inFlight == 0 {
-		return false
+type attemptEnd uint8
+
+const (
+	endedNone      attemptEnd = iota // no attempt was recorded as started
+	endedInFlight                    // an attempt started with RecordAttempt
+	endedOvertaken                   // an attempt a success overtook
+)
+
+// endAttempt ends one attempt started with RecordAttempt, if any. Overlapping
+// attempts (two probes of one peer) are each counted once.
+func (t *ConnectionTracker) endAttempt() attemptEnd {
+	switch {
+	case t.inFlight > 0:
+		t.inFlight--
+		return endedInFlight
+	case t.overtaken > 0:
+		t.overtaken--
+		return endedOvertaken
 	}
-	t.inFlight--
-	return true
+	return endedNone
 }
+
+func sat16(n uint32) uint16 { return uint16(min(n, math.MaxUint16)) }
 
 // ShouldRetry reports whether another attempt is allowed: the tracker is neither
 // Failed nor Exhausted and MaxAttempts (if any) is not used up.
@@ -214,9 +248,13 @@ func (t *ConnectionTracker) RecordFailureDelay(err error) (time.Duration, bool) 
 	return t.RetryDelay(), true
 }
 
-// Reset returns the tracker to Idle with all counters cleared; Config is kept.
+// Reset returns the tracker to Idle with all counters cleared; Config is kept
+// (and the lifetime totals a ConnectionManager's Stats are made of).
 func (t *ConnectionTracker) Reset() {
-	*t = ConnectionTracker{ConnectionID: t.ConnectionID, Config: t.Config, rng: t.rng}
+	*t = ConnectionTracker{
+		ConnectionID: t.ConnectionID, Config: t.Config, rng: t.rng,
+		totalAttempts: t.totalAttempts, totalFailures: t.totalFailures, totalSuccesses: t.totalSuccesses,
+	}
 }
 
 // Tracked is a connection whose attempts RetryTracked records. *ConnectionTracker

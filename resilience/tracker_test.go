@@ -224,3 +224,24 @@ func TestOverlappingAttemptsCountedOnce(t *testing.T) {
 		t.Fatalf("state %v after both were abandoned", tr.State)
 	}
 }
+
+// An inbound connection (a success nobody dialled) arriving while our own dial is
+// in flight: that dial's later failure is stale and must not use up an attempt.
+func TestSuccessOvertakesAttemptInFlight(t *testing.T) {
+	cfg := resilience.DefaultRetryConfig()
+	cfg.MaxAttempts = 2
+	cfg.ResetOnSuccess = false
+	tr := newTracker(t, cfg)
+	tr.RecordAttempt()
+	tr.RecordSuccess() // the connection event
+	tr.RecordFailure(errTest)
+	if tr.State != resilience.Connected || tr.AttemptCount != 1 || tr.ConsecutiveFailures != 0 {
+		t.Fatalf("stale failure changed the tracker: %+v", tr)
+	}
+	// After a disconnect, failures count again.
+	tr.RecordDisconnect()
+	tr.RecordFailure(errTest)
+	if tr.State != resilience.Exhausted || tr.AttemptCount != 2 {
+		t.Fatalf("after disconnect: %+v", tr)
+	}
+}
