@@ -113,8 +113,14 @@ func (f *runFlags) load(fs *flag.FlagSet) (config, error) {
 			c.Listen, c.defaultListen = f.listen.values, false
 		case "bootstrap":
 			c.Bootstrap = f.bootstrap.values
+			if !isSet(fs, "bootstrap-file") {
+				c.BootstrapFile = "" // the flag replaces the file's setting
+			}
 		case "bootstrap-file":
 			c.BootstrapFile = f.bootstrapFile
+			if !isSet(fs, "bootstrap") {
+				c.Bootstrap = nil
+			}
 		case "identity":
 			c.Identity = f.identity
 		case "data-dir":
@@ -134,11 +140,19 @@ func (f *runFlags) load(fs *flag.FlagSet) (config, error) {
 	return c, c.validate()
 }
 
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func readConfigFile(path string, c *config) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, unwrapPathError(err))
 	}
+	defaults := c.Listen
+	c.Listen = nil // to tell whether the file sets it
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
@@ -149,6 +163,8 @@ func readConfigFile(path string, c *config) error {
 	}
 	if c.Listen != nil {
 		c.defaultListen = false
+	} else {
+		c.Listen = defaults
 	}
 	// The seed's field names; only the fields present override the profile.
 	for _, r := range []struct {

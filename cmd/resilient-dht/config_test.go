@@ -100,3 +100,30 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		}
 	}
 }
+
+// A config file without "listen" keeps the default list (and its tolerance of a
+// missing IPv6); a flag replaces the file's bootstrap setting of either kind.
+func TestConfigFileKeepsDefaultsAndFlagsReplaceBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.json")
+	os.WriteFile(path, []byte(`{"min_peers": 5, "bootstrap": ["`+testPeer+`"]}`), 0o600)
+	list := filepath.Join(dir, "peers.txt")
+	os.WriteFile(list, []byte(testPeer+"\n"), 0o600)
+	c, err := loadArgs(t, "--config", path, "--bootstrap-file", list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.defaultListen || len(c.listenAddrs) != 4 {
+		t.Errorf("a config file without listen lost the default list: %+v", c.Listen)
+	}
+	if len(c.Bootstrap) != 0 || c.BootstrapFile != list || len(c.bootstrapPeers) != 1 {
+		t.Errorf("--bootstrap-file did not replace the file's bootstrap list: %+v / %q", c.Bootstrap, c.BootstrapFile)
+	}
+	os.WriteFile(path, []byte(`{"bootstrap_file": "`+list+`"}`), 0o600)
+	if c, err = loadArgs(t, "--config", path, "--bootstrap", testPeer); err != nil || c.BootstrapFile != "" {
+		t.Errorf("--bootstrap did not replace the file's bootstrap_file: %v %q", err, c.BootstrapFile)
+	}
+	if _, err := loadArgs(t, "--bootstrap", testPeer, "--bootstrap-file", list); err == nil {
+		t.Error("both flags on the command line accepted")
+	}
+}

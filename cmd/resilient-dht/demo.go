@@ -153,7 +153,7 @@ func (d *demo) run(ctx context.Context, count int, outage time.Duration) error {
 	}
 	victim.sw.cut(victim.n.host.Network())
 	d.logf("%s: network cut (dials fail with 'network is unreachable', connections closed)", victim.name)
-	if err := sleepCtx(ctx, outage); err != nil {
+	if err := resilience.Sleep(ctx, outage); err != nil {
 		return err
 	}
 	after := d.counters()
@@ -377,5 +377,3 @@ func firstLine(s string) string {
 	}
 	return s
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error { return resilience.Sleep(ctx, d) }

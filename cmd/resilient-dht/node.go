@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -287,5 +286,3 @@ func (t largerTable) ListPeers() []peer.ID {
 }
 
 func backupPath(dataDir string) string { return filepath.Join(dataDir, "backup-peers.json") }
-
-var _ = context.Background

@@ -40,19 +40,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := logging.SetLogLevelRegex("resilien.*", cfg.LogLevel); err != nil {
 		return badInput("--log-level %q: %v", cfg.LogLevel, err)
 	}
-	key, err := identity.LoadOrCreate(cfg.Identity)
-	if err != nil {
-		return usageError{fmt.Errorf("--identity: %w", err)}
-	}
-	if err := checkDataDir(cfg.DataDir); err != nil {
-		return usageError{err}
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	// Bind the HTTP port before anything starts, so a port in use is the only
-	// thing reported.
+	// Bind the HTTP port first and create files last, so that bad input is
+	// reported before anything is written.
 	var httpLn net.Listener
 	if cfg.HTTP != "" {
 		if httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
@@ -60,6 +49,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		defer httpLn.Close()
 	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return usageError{err}
+	}
+	key, err := identity.LoadOrCreate(cfg.Identity)
+	if err != nil {
+		return usageError{fmt.Errorf("--identity: %w", err)}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -79,16 +78,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	closed := false
-	closeNode := func() {
-		if !closed {
-			closed = true
-			if err := n.Close(); err != nil {
-				log.Warnw("shutdown", "err", err)
-			}
+	// Until shutdown starts, returning closes the node; after that, the shutdown
+	// goroutine alone does (bounded by shutdownTimeout).
+	shuttingDown := false
+	defer func() {
+		if !shuttingDown {
+			n.Close()
 		}
-	}
-	defer closeNode()
+	}()
 
 	fmt.Fprintf(stdout, "peer id %s\n", n.host.ID())
 	for _, a := range n.host.Addrs() {
@@ -107,7 +104,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	go func() {
 		defer close(bootDone)
 		res, err := n.boot.Bootstrap(ctx)
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+			return // shutting down
+		case err != nil:
 			log.Warnw("bootstrap found no peer; recovery continues in the background", "err", err)
 			return
 		}
@@ -129,6 +129,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, "shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	shuttingDown = true
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -137,7 +138,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		if srv != nil {
 			srv.Close(sctx)
 		}
-		closeNode() // saves backup peers
+		if err := n.Close(); err != nil { // saves backup peers
+			log.Warnw("shutdown", "err", err)
+		}
 	}()
 	select {
 	case <-done:
