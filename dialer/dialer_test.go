@@ -3,14 +3,17 @@ package dialer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
 	"github.com/chiral-network/go-libp2p-resilience/internal/testnet"
@@ -463,8 +466,111 @@ func TestCloseEndsRoundsAndIsIdempotent(t *testing.T) {
 		t.Fatalf("ConnectOnce after Close = %v, want ErrClosed", err)
 	}
 	h.KeepConnected(node.AddrInfo()) // no-op, must not start a goroutine (goleak)
-	if len(raw.Network().Peers()) != 0 {
-		t.Fatal("wrapped host not closed")
+	if addrs := raw.Network().ListenAddresses(); len(addrs) != 0 {
+		t.Fatalf("wrapped host still listens on %v after Close", addrs)
+	}
+	if err := raw.Network().(*swarm.Swarm).AddListenAddr(ma.StringCast("/ip4/127.0.0.1/tcp/0")); !errors.Is(err, swarm.ErrSwarmClosed) {
+		t.Fatalf("listening on the wrapped host after Close = %v, want swarm.ErrSwarmClosed", err)
+	}
+}
+
+// longDialTimeouts keeps the swarm from ending a dial to a stalling peer on its
+// own (its defaults: 5 s for local addresses, 15 s otherwise).
+func longDialTimeouts() []libp2p.Option {
+	return []libp2p.Option{libp2p.WithDialTimeout(time.Hour), libp2p.SwarmOpts(swarm.WithDialTimeoutLocal(time.Hour))}
+}
+
+// TestCloseEndsConnectOnce: Close ends a ConnectOnce whose dial is in flight and
+// waits for it; the dial cut short is recorded as canceled, not as a failure of
+// the peer.
+func TestCloseEndsConnectOnce(t *testing.T) {
+	raw := newRawHost(t, &countingGater{}, longDialTimeouts()...)
+	h, err := dialer.Wrap(raw)
+	if err != nil {
+		_ = raw.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	stall := newStallingPeer(t)
+	ctx := network.WithDialPeerTimeout(ctxTimeout(t), time.Hour)
+	done := make(chan error, 1)
+	go func() { done <- h.ConnectOnce(ctx, stall.pi) }()
+	stall.waitAccepted(t)
+	if err := h.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Close waited for the call, so its attempt is already recorded.
+	if tr := tracker(h, stall.pi.ID); tr.State != resilience.Idle || tr.AttemptCount != 1 || tr.ConsecutiveFailures != 0 || tr.LastError != nil {
+		t.Fatalf("tracker right after Close: %v, %d attempts, %d failures, last error %v; want Idle after one canceled attempt",
+			tr.State, tr.AttemptCount, tr.ConsecutiveFailures, tr.LastError)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, dialer.ErrClosed) || resilience.IsPermanent(err) {
+			t.Fatalf("ConnectOnce cut short by Close = %v, want ErrClosed, not permanent", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("ConnectOnce did not return after Close")
+	}
+}
+
+// TestConnectLimitedTakesASlotPerDial: each dial of a ConnectLimited round holds
+// a slot while it dials, not while the round waits for its next attempt.
+func TestConnectLimitedTakesASlotPerDial(t *testing.T) {
+	raw := newRawHost(t, &countingGater{}, longDialTimeouts()...)
+	h, err := dialer.Wrap(raw)
+	if err != nil {
+		_ = raw.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	slots := make(chan struct{}, 1)
+
+	// A down peer: its round fails its first attempt and waits an hour.
+	down := testnet.NewNode(t)
+	down.Stop()
+	downCtx, cancelDown := context.WithCancel(context.Background())
+	defer cancelDown()
+	downDone := make(chan error, 1)
+	go func() {
+		downDone <- h.ConnectLimited(downCtx, down.AddrInfo(), profile(3, time.Hour, time.Hour), slots)
+	}()
+	waitFor(t, "the down peer's round to wait for its second attempt", func() bool {
+		return tracker(h, down.ID()).State == resilience.Retrying
+	})
+	if n := len(slots); n != 0 {
+		t.Fatalf("%d slots held while the only round waits between attempts, want 0", n)
+	}
+	// So another peer gets the only slot.
+	live := testnet.NewNode(t)
+	if err := h.ConnectLimited(ctxTimeout(t), live.AddrInfo(), fastProfile(), slots); err != nil {
+		t.Fatalf("ConnectLimited of a live peer while a down peer's round waits: %v", err)
+	}
+
+	// A dial in flight holds its slot until it ends.
+	stall := newStallingPeer(t)
+	stallCtx, cancelStall := context.WithCancel(network.WithDialPeerTimeout(context.Background(), time.Hour))
+	defer cancelStall()
+	stallDone := make(chan error, 1)
+	go func() { stallDone <- h.ConnectLimited(stallCtx, stall.pi, fastProfile(), slots) }()
+	stall.waitAccepted(t)
+	if n := len(slots); n != 1 {
+		t.Fatalf("%d slots held during a dial, want 1", n)
+	}
+	cancelStall()
+	if err := <-stallDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("ConnectLimited whose ctx was cancelled = %v, want context.Canceled", err)
+	}
+	cancelDown()
+	if err := <-downDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("ConnectLimited of the down peer = %v, want context.Canceled", err)
+	}
+	waitFor(t, "the slot to be freed", func() bool { return len(slots) == 0 })
+
+	for _, bad := range []chan struct{}{nil, make(chan struct{})} {
+		if err := h.ConnectLimited(ctxTimeout(t), live.AddrInfo(), fastProfile(), bad); err == nil || !strings.Contains(err.Error(), "slots") {
+			t.Errorf("ConnectLimited with slots of capacity 0 = %v, want an error naming slots", err)
+		}
 	}
 }
 

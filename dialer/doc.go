@@ -16,8 +16,13 @@
 //	                                        ▼ bounded queue, own goroutine
 //	                                  WithOnRetry callback, EvtConnectRetry on the event bus
 //
-// Wrap registers the notifiee; Close stops everything the Host started, then
-// closes the wrapped host. Profiles: resilience.ForDHTPeer by default,
+// ConnectLimited bounds a caller's dials in flight with a semaphore the caller
+// shares between its calls: a slot per dial, none while a round waits between
+// attempts (package bootstrap dials its peers this way).
+//
+// Wrap registers the notifiee; Close stops everything the Host started
+// (including ConnectOnce dials in flight) and waits for it, then closes the
+// wrapped host. Profiles: resilience.ForDHTPeer by default,
 // resilience.ForDHTBootstrap for bootstrap peers (WithBootstrapPeers,
 // AddBootstrapPeers), any RetryConfig per peer (SetProfile).
 //

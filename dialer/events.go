@@ -37,9 +37,9 @@ type notifier struct {
 	done    chan struct{}
 }
 
-func newNotifier(buffer int, onRetry func(peer.ID, uint32, error, time.Duration), emitter event.Emitter, tracer MetricsTracer) *notifier {
+func newNotifier(onRetry func(peer.ID, uint32, error, time.Duration), emitter event.Emitter, tracer MetricsTracer) *notifier {
 	n := &notifier{
-		ch:      make(chan EvtConnectRetry, buffer),
+		ch:      make(chan EvtConnectRetry, RetryEventBuffer),
 		onRetry: onRetry,
 		emitter: emitter,
 		tracer:  tracer,

@@ -24,14 +24,14 @@ var errAbandoned = errors.New("dialer: every caller of the round left")
 //
 // The fields marked "h.mu" are guarded by the Host's mutex.
 type flight struct {
-	id        peer.ID
-	ctx       context.Context
-	cancel    context.CancelCauseFunc
-	cfg       resilience.RetryConfig
-	throttled bool    // keep-alive round: dials take a slot of Host.sem
-	prev      *flight // an abandoned round for the same peer that must end first
-	done      chan struct{}
-	err       error // written before done is closed
+	id     peer.ID
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	cfg    resilience.RetryConfig
+	slots  chan struct{} // non-nil: each dial first takes a slot (a send) of it
+	prev   *flight       // an abandoned round for the same peer that must end first
+	done   chan struct{}
+	err    error // written before done is closed
 
 	addrs     []ma.Multiaddr // h.mu; replaced, never modified in place
 	waiters   int            // h.mu
@@ -40,8 +40,9 @@ type flight struct {
 }
 
 // connect joins (or starts) the peer's round and waits for it or for ctx.
-// cfg overrides the peer's profile for a round it starts.
-func (h *Host) connect(ctx context.Context, pi peer.AddrInfo, cfg *resilience.RetryConfig, keepAlive bool) error {
+// cfg overrides the peer's profile for a round it starts; slots, if not nil,
+// bounds the dials of a round it starts (see ConnectLimited).
+func (h *Host) connect(ctx context.Context, pi peer.AddrInfo, cfg *resilience.RetryConfig, slots chan struct{}) error {
 	if err := h.precheck(ctx, pi, "Connect"); err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func (h *Host) connect(ctx context.Context, pi peer.AddrInfo, cfg *resilience.Re
 		return h.inner.Connect(ctx, pi) // returns at once; absorbs pi.Addrs
 	}
 	h.addAddrs(pi)
-	f, err := h.join(ctx, pi, cfg, keepAlive)
+	f, err := h.join(ctx, pi, cfg, slots)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func (h *Host) connect(ctx context.Context, pi peer.AddrInfo, cfg *resilience.Re
 	}
 }
 
-func (h *Host) join(ctx context.Context, pi peer.AddrInfo, cfg *resilience.RetryConfig, keepAlive bool) (*flight, error) {
+func (h *Host) join(ctx context.Context, pi peer.AddrInfo, cfg *resilience.RetryConfig, slots chan struct{}) (*flight, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -91,15 +92,15 @@ func (h *Host) join(ctx context.Context, pi peer.AddrInfo, cfg *resilience.Retry
 	// cancellation: it ends when its last caller leaves or the Host closes.
 	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	f := &flight{
-		id:        pi.ID,
-		ctx:       fctx,
-		cancel:    cancel,
-		cfg:       profile,
-		throttled: keepAlive,
-		prev:      prev,
-		done:      make(chan struct{}),
-		addrs:     mergeAddrs(nil, pi.Addrs),
-		waiters:   1,
+		id:      pi.ID,
+		ctx:     fctx,
+		cancel:  cancel,
+		cfg:     profile,
+		slots:   slots,
+		prev:    prev,
+		done:    make(chan struct{}),
+		addrs:   mergeAddrs(nil, pi.Addrs),
+		waiters: 1,
 	}
 	h.flights[pi.ID] = f
 	h.wg.Add(1)
@@ -151,10 +152,10 @@ func (h *Host) round(f *flight) error {
 	id := h.keys.key(f.id)
 	h.prepareTracker(f.id, f.cfg)
 	op := func(ctx context.Context) (struct{}, error) {
-		if f.throttled {
+		if f.slots != nil {
 			select {
-			case h.sem <- struct{}{}:
-				defer func() { <-h.sem }()
+			case f.slots <- struct{}{}:
+				defer func() { <-f.slots }()
 			case <-ctx.Done():
 				return struct{}{}, context.Cause(ctx)
 			}

@@ -3,6 +3,7 @@ package dialer_test
 import (
 	"context"
 	"crypto/rand"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/goleak"
 
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
@@ -79,8 +81,8 @@ func (g *countingGater) Dials(p peer.ID) int {
 }
 
 // newRawHost starts a plain libp2p host on 127.0.0.1 (TCP only, no relay,
-// unlimited resource manager) with g as its gater.
-func newRawHost(t testing.TB, g *countingGater) host.Host {
+// unlimited resource manager) with g as its gater and opts added.
+func newRawHost(t testing.TB, g *countingGater, opts ...libp2p.Option) host.Host {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -90,14 +92,14 @@ func newRawHost(t testing.TB, g *countingGater) host.Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := libp2p.New(
+	h, err := libp2p.New(append([]libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.ConnectionGater(g),
 		libp2p.DisableRelay(),
 		libp2p.ResourceManager(rm),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,4 +192,61 @@ func (c *countingTracer) totalDials() int {
 func quicAddr(t testing.TB) ma.Multiaddr {
 	t.Helper()
 	return ma.StringCast("/ip4/127.0.0.1/udp/9/quic-v1")
+}
+
+// stallingPeer is a TCP listener on 127.0.0.1 that accepts connections and never
+// answers: a libp2p dial to it hangs in the handshake until its ctx ends.
+type stallingPeer struct {
+	pi       peer.AddrInfo
+	accepted chan struct{} // one value per accepted connection
+}
+
+// newStallingPeer starts a stallingPeer under a random peer ID; t.Cleanup closes
+// the listener and the connections and waits for its goroutine.
+func newStallingPeer(t testing.TB) *stallingPeer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := manet.FromNetAddr(l.Addr())
+	if err != nil {
+		_ = l.Close()
+		t.Fatal(err)
+	}
+	p := &stallingPeer{pi: peer.AddrInfo{ID: randomID(t), Addrs: []ma.Multiaddr{addr}}, accepted: make(chan struct{}, 16)}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			select {
+			case p.accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return p
+}
+
+// waitAccepted waits until the stalling peer accepted a connection.
+func (p *stallingPeer) waitAccepted(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.accepted:
+	case <-time.After(waitTimeout):
+		t.Fatal("the dial never reached the stalling peer")
+	}
 }

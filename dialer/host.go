@@ -42,7 +42,7 @@ type Host struct {
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // flights and keep-alive goroutines
+	wg     sync.WaitGroup // flights, ConnectOnce calls and keep-alive goroutines
 
 	mu        sync.Mutex // guards the fields below; never held across I/O
 	closed    bool
@@ -111,7 +111,7 @@ func Wrap(h host.Host, opts ...Option) (*Host, error) {
 	if b, ok := h.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
 		dh.backoff = b.Backoff()
 	}
-	dh.events = newNotifier(cfg.eventBuffer, cfg.onRetry, emitter, cfg.tracer)
+	dh.events = newNotifier(cfg.onRetry, emitter, cfg.tracer)
 	dh.notif = &notifiee{h: dh}
 	h.Network().Notify(dh.notif)
 	for _, p := range h.Network().Peers() {
@@ -209,7 +209,7 @@ func (h *Host) profileLocked(id peer.ID) resilience.RetryConfig {
 //     MaxAttempts failures the error matches resilience.ErrExhausted and the last
 //     dial error.
 func (h *Host) Connect(ctx context.Context, pi peer.AddrInfo) error {
-	return h.connect(ctx, pi, nil, false)
+	return h.connect(ctx, pi, nil, nil)
 }
 
 // ConnectWithConfig is Connect with cfg as the profile of the round it starts
@@ -220,7 +220,27 @@ func (h *Host) ConnectWithConfig(ctx context.Context, pi peer.AddrInfo, cfg resi
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("dialer: ConnectWithConfig: cfg: %w", err)
 	}
-	return h.connect(ctx, pi, &cfg, false)
+	return h.connect(ctx, pi, &cfg, nil)
+}
+
+// ConnectLimited is ConnectWithConfig whose dials each take a slot of slots
+// first: slots is a counting semaphore (a send takes a slot, a receive frees it,
+// its capacity is the bound), so callers sharing it have at most cap(slots) dials
+// in flight between them. A slot is held for one dial only, not while the round
+// waits for its next attempt, so peers that keep failing do not hold slots other
+// peers wait for. An already connected peer needs no slot. The slots apply to a
+// round this call starts; a call that joins a running round uses that round's
+// (none for Connect and ConnectWithConfig rounds). slots must be a buffered
+// channel; the caller must not take its slots for anything that waits on this
+// call.
+func (h *Host) ConnectLimited(ctx context.Context, pi peer.AddrInfo, cfg resilience.RetryConfig, slots chan struct{}) error {
+	if cap(slots) == 0 {
+		return errors.New("dialer: ConnectLimited: slots must be a buffered channel (nil or unbuffered given)")
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("dialer: ConnectLimited: cfg: %w", err)
+	}
+	return h.connect(ctx, pi, &cfg, slots)
 }
 
 // ConnectOnce makes exactly one dial to pi (none if already connected), records
@@ -236,11 +256,19 @@ func (h *Host) ConnectWithConfig(ctx context.Context, pi peer.AddrInfo, cfg resi
 //     It is not Reset, and an existing tracker keeps its config (a new one gets
 //     the peer's profile);
 //   - it does not join a Connect round in progress (the swarm merges concurrent
-//     dials to one peer); its attempt counts in that round's tracker.
+//     dials to one peer); its attempt counts in that round's tracker;
+//   - Close ends a dial in flight and waits for it: the call returns ErrClosed
+//     (joined with the dial's error) and the attempt is recorded as canceled, not
+//     as a failure of the peer (RecordCanceled), as when ctx ends.
 func (h *Host) ConnectOnce(ctx context.Context, pi peer.AddrInfo) error {
 	if err := h.precheck(ctx, pi, "ConnectOnce"); err != nil {
 		return err
 	}
+	ctx, done, err := h.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if h.connectedFor(ctx, pi.ID) {
 		return h.inner.Connect(ctx, pi)
 	}
@@ -251,7 +279,7 @@ func (h *Host) ConnectOnce(ctx context.Context, pi peer.AddrInfo) error {
 		return err // cannot happen: profiles are validated when set
 	}
 	h.mgr.RecordAttempt(id)
-	err := h.dial(ctx, pi)
+	err = h.dial(ctx, pi)
 	switch {
 	case err == nil:
 		h.mgr.RecordSuccess(id)
@@ -277,10 +305,11 @@ func (h *Host) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (n
 	return h.inner.NewStream(ctx, p, pids...)
 }
 
-// Close stops every retry round and reconnect goroutine (waiting for them),
-// unregisters the notifiee, stops retry notifications and closes the wrapped host.
-// Rounds still running end with ErrClosed. Close is idempotent and returns the
-// wrapped host's Close error every time.
+// Close stops every retry round, ConnectOnce dial and reconnect goroutine
+// (waiting for them), unregisters the notifiee, stops retry notifications and
+// then closes the wrapped host. Rounds and ConnectOnce calls still running end
+// with ErrClosed. Close is idempotent and returns the wrapped host's Close error
+// every time.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
@@ -289,13 +318,33 @@ func (h *Host) Close() error {
 			f.cancel(ErrClosed)
 		}
 		h.mu.Unlock()
-		h.cancel(ErrClosed) // keep-alive goroutines
+		h.cancel(ErrClosed) // keep-alive goroutines and ConnectOnce calls
 		h.inner.Network().StopNotify(h.notif)
 		h.wg.Wait()
 		h.events.close()
 		h.closeErr = h.inner.Close()
 	})
 	return h.closeErr
+}
+
+// begin registers a call that Close must end and wait for: it fails with
+// ErrClosed after Close, and returns a ctx that also ends (with cause ErrClosed)
+// when Close is called, and the func that ends the call.
+func (h *Host) begin(ctx context.Context) (context.Context, func(), error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	cctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(h.ctx, func() { cancel(ErrClosed) })
+	return cctx, func() {
+		stop()
+		cancel(nil)
+		h.wg.Done()
+	}, nil
 }
 
 func (h *Host) precheck(ctx context.Context, pi peer.AddrInfo, op string) error {

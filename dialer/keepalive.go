@@ -127,7 +127,7 @@ func (h *Host) reconnect(kp *keptPeer) {
 		h.mu.Lock()
 		pi := peer.AddrInfo{ID: kp.id, Addrs: kp.addrs}
 		h.mu.Unlock()
-		err := h.connect(kp.ctx, pi, nil, true)
+		err := h.connect(kp.ctx, pi, nil, h.sem)
 		if err == nil || (kp.ctx.Err() == nil && h.connected(kp.id)) {
 			kp.lastUp = time.Now()
 			log.Debugw("kept peer reconnected", "peer", kp.id)

@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"crypto/rand"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,15 +28,29 @@ func (c *fakeConn) Scope() network.ConnScope     { return nil }
 func (c *fakeConn) ID() string                   { return "fake" }
 func (c *fakeConn) GetStreams() []network.Stream { return nil }
 
+// roundCounter is a MetricsTracer that counts failed reconnect rounds.
+type roundCounter struct{ failed atomic.Int64 }
+
+func (*roundCounter) DialAttempted(ErrorClass) {}
+func (*roundCounter) ConnectJoined()           {}
+func (*roundCounter) SwarmBackoffCleared()     {}
+func (*roundCounter) ReconnectStarted()        {}
+func (*roundCounter) ReconnectSucceeded()      {}
+func (c *roundCounter) ReconnectRoundFailed()  { c.failed.Add(1) }
+func (*roundCounter) RetryEventDropped()       {}
+
 // notifieeFixture wraps a real host (its swarm answers Connectedness) and
 // returns its notifiee and a conn from a peer it has no real connection to.
-func notifieeFixture(tb testing.TB, kept bool) (*Host, network.Network, *fakeConn) {
+// With kept, the peer is kept connected, and the returned counter counts the
+// failed reconnect rounds of its goroutine.
+func notifieeFixture(tb testing.TB, kept bool) (*Host, network.Network, *fakeConn, *roundCounter) {
 	tb.Helper()
 	raw, err := libp2p.New(libp2p.NoListenAddrs, libp2p.DisableRelay())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := Wrap(raw)
+	rounds := &roundCounter{}
+	h, err := Wrap(raw, WithMetricsTracer(rounds))
 	if err != nil {
 		_ = raw.Close()
 		tb.Fatal(err)
@@ -50,8 +65,8 @@ func notifieeFixture(tb testing.TB, kept bool) (*Host, network.Network, *fakeCon
 		tb.Fatal(err)
 	}
 	if kept {
-		// No addresses: one permanent attempt, then an hour between rounds, so the
-		// goroutine stays out of the way and the wake channel fills up.
+		// No addresses: one permanent attempt, then an hour between rounds: once
+		// its first round failed, the goroutine sleeps and reads no wake-up.
 		if err := h.SetProfile(id, resilience.RetryConfig{MaxAttempts: 1, InitialDelay: time.Hour, MaxDelay: time.Hour, BackoffMultiplier: 2}); err != nil {
 			tb.Fatal(err)
 		}
@@ -60,12 +75,11 @@ func notifieeFixture(tb testing.TB, kept bool) (*Host, network.Network, *fakeCon
 	c := &fakeConn{remote: id}
 	h.notif.Connected(raw.Network(), c) // a known peer from here on
 	h.notif.Disconnected(raw.Network(), c)
-	return h, raw.Network(), c
+	return h, raw.Network(), c, rounds
 }
 
 func TestNotifieeEvents(t *testing.T) {
-	h, n, c := notifieeFixture(t, false)
-	_ = c.remote
+	h, n, c, _ := notifieeFixture(t, false)
 	h.notif.Connected(n, c)
 	tr, _ := h.mgr.Get(h.keys.key(c.remote))
 	if tr.State != resilience.Connected {
@@ -94,12 +108,21 @@ func (c *limitedConn) Stat() network.ConnStats {
 }
 
 func TestNotifieeWakesKeptPeer(t *testing.T) {
-	h, n, c := notifieeFixture(t, true)
+	h, n, c, rounds := notifieeFixture(t, true)
 	kp := (*h.kept.Load())[c.remote]
 	if kp == nil {
 		t.Fatal("peer not kept")
 	}
-	// Drain a pending wake-up, if the goroutine has not taken it yet.
+	// Wait until the goroutine sleeps out its hour between rounds: from then on
+	// nobody but this test reads kp.wake.
+	deadline := time.Now().Add(time.Minute)
+	for rounds.failed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the kept peer's first reconnect round did not fail")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Drain a wake-up left by the fixture's Disconnected.
 	select {
 	case <-kp.wake:
 	default:
@@ -115,7 +138,7 @@ func TestNotifieeWakesKeptPeer(t *testing.T) {
 
 func TestNotifieeDoesNotAllocate(t *testing.T) {
 	for _, kept := range []bool{false, true} {
-		h, n, c := notifieeFixture(t, kept)
+		h, n, c, _ := notifieeFixture(t, kept)
 		if allocs := testing.AllocsPerRun(1000, func() {
 			h.notif.Connected(n, c)
 			h.notif.Disconnected(n, c)
@@ -133,7 +156,7 @@ func BenchmarkNotifiee(b *testing.B) {
 		kept bool
 	}{{"peer", false}, {"kept_peer", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			h, n, c := notifieeFixture(b, tc.kept)
+			h, n, c, _ := notifieeFixture(b, tc.kept)
 			b.ReportAllocs()
 			for b.Loop() {
 				h.notif.Connected(n, c)

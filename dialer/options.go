@@ -14,9 +14,9 @@ import (
 // flight at once (WithMaxReconnects).
 const DefaultMaxReconnects = 8
 
-// DefaultRetryEventBuffer is how many retry notifications (WithOnRetry,
+// RetryEventBuffer is how many retry notifications (WithOnRetry,
 // EvtConnectRetry) may wait for a slow consumer before new ones are dropped.
-const DefaultRetryEventBuffer = 256
+const RetryEventBuffer = 256
 
 // Option configures Wrap.
 type Option func(*config) error
@@ -30,7 +30,6 @@ type config struct {
 	retryTracer     resilience.MetricsTracer
 	maxReconnects   int
 	onRetry         func(id peer.ID, attempt uint32, err error, delay time.Duration)
-	eventBuffer     int
 	emitRetryEvents bool
 }
 
@@ -39,7 +38,6 @@ func defaultConfig() config {
 		defaultCfg:      resilience.ForDHTPeer(),
 		bootstrapCfg:    resilience.ForDHTBootstrap(),
 		maxReconnects:   DefaultMaxReconnects,
-		eventBuffer:     DefaultRetryEventBuffer,
 		emitRetryEvents: true,
 	}
 }
@@ -136,7 +134,7 @@ func WithMaxReconnects(n int) Option {
 // fn runs on one goroutine owned by the Host, in order, never on the retrying
 // goroutine or a swarm goroutine: a slow fn delays neither dials nor connection
 // events. While fn (or a subscriber of EvtConnectRetry) is stalled, up to
-// DefaultRetryEventBuffer notifications wait and later ones are dropped (counted
+// RetryEventBuffer notifications wait and later ones are dropped (counted
 // by MetricsTracer.RetryEventDropped). Close waits for a running fn to return.
 func WithOnRetry(fn func(id peer.ID, attempt uint32, err error, delay time.Duration)) Option {
 	return func(c *config) error {
