@@ -130,14 +130,15 @@ func parseAddr(s string) (peer.ID, ma.Multiaddr, error) {
 // nil otherwise.
 func peerIDError(s string) error {
 	s = strings.TrimRight(s, "/")
-	prefix, value, ok := cutP2P(s)
+	var value string // stays empty when s ends with the bare protocol name
+	prefix, ok := cutP2P(s)
 	if !ok {
 		i := strings.LastIndexByte(s, '/')
 		if i < 0 {
 			return nil
 		}
 		value = s[i+1:]
-		if prefix, _, ok = cutP2P(s[:i]); !ok {
+		if prefix, ok = cutP2P(s[:i]); !ok {
 			return nil
 		}
 	}
@@ -151,13 +152,13 @@ func peerIDError(s string) error {
 }
 
 // cutP2P cuts a trailing /p2p or /ipfs protocol name off s.
-func cutP2P(s string) (prefix, value string, ok bool) {
+func cutP2P(s string) (prefix string, ok bool) {
 	for _, name := range []string{"/p2p", "/ipfs"} {
 		if p, found := strings.CutSuffix(s, name); found {
-			return p, "", true
+			return p, true
 		}
 	}
-	return s, "", false
+	return s, false
 }
 
 // decodePeerID decodes a peer ID in either text form (base58 multihash or

@@ -162,7 +162,9 @@ func checkPeer(pi peer.AddrInfo) error {
 func (b *Bootstrapper) Peers() []peer.AddrInfo { return cloneInfos(b.peers) }
 
 // BackupPeers returns the current backup peers, as a fresh slice: those
-// loaded by New, replaced by each successful save.
+// loaded by New, replaced by each save that found peers to save (see
+// SaveBackup). They are replaced before the file is written, so a file
+// written by a save is never newer than what BackupPeers returns.
 func (b *Bootstrapper) BackupPeers() []peer.AddrInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -222,9 +224,12 @@ func (b *Bootstrapper) Probe(ctx context.Context) error {
 // SaveBackup saves the backup peers now: up to 20 peers of the routing
 // table that are connected and have direct (non-relay) addresses, not the
 // configured bootstrap peers, topped up with the previous backup peers,
-// written atomically to the backup file. When no peer qualifies it writes
-// nothing and returns nil, so a node that lost its connections keeps its
-// last good backup (and a corrupt file stays until a save with peers).
+// written atomically to the backup file. BackupPeers returns them from
+// just before the write on, also when the write fails (SaveBackup then
+// returns the error, and the next save tries again). When no peer
+// qualifies it writes nothing and returns nil, so a node that lost its
+// connections keeps its last good backup (and a corrupt file stays until
+// a save with peers).
 // Without WithBackupFile it does nothing and returns nil. The
 // Bootstrapper calls it periodically, after a successful Bootstrap or
 // Recover, and on Close; call it yourself for a save at other times.
@@ -239,19 +244,19 @@ func (b *Bootstrapper) SaveBackup() error {
 		logger.Debugw("no connected routing-table peers to save as backup peers", "path", b.cfg.backupFile)
 		return nil
 	}
+	// Memory first, then the file (see BackupPeers). If the write fails
+	// the peers stay in memory, the best fallback there is, and the next
+	// save writes them.
 	b.mu.Lock()
-	previous := b.backup
+	merged := mergeBackupPeers(fresh, b.backup, b.exclude, maxBackupPeers)
+	b.backup = merged
 	b.mu.Unlock()
-	merged := mergeBackupPeers(fresh, previous, b.exclude, maxBackupPeers)
 	if err := saveBackup(b.cfg.backupFile, merged); err != nil {
 		if errors.Is(err, errNoBackupPeers) {
 			return nil // cannot happen: fresh peers have valid IDs and direct addresses
 		}
 		return err
 	}
-	b.mu.Lock()
-	b.backup = merged
-	b.mu.Unlock()
 	logger.Debugw("backup peers saved", "path", b.cfg.backupFile, "count", len(merged), "fresh", len(fresh))
 	return nil
 }

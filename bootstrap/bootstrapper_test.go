@@ -512,12 +512,12 @@ func TestProbeRotates(t *testing.T) {
 	if got := dials.dials.Load(); got != 4+6 {
 		t.Errorf("%d dials after 12 probes, want 10", got)
 	}
-	// Failures are counted exactly; AttemptCount is not compared here: two
-	// overlapping ConnectOnce calls to one peer can make the tracker count
-	// one attempt twice (RecordFailure on a tracker no longer Connecting).
+	// Attempts and failures are counted exactly: overlapping ConnectOnce
+	// calls to one peer each count their attempt once.
 	for _, nd := range boot {
-		if tr := tracker(h, nd.ID()); tr.ConsecutiveFailures != 3 {
-			t.Errorf("tracker of %s: %d failures, want 3", nd.ID(), tr.ConsecutiveFailures)
+		if tr := tracker(h, nd.ID()); tr.AttemptCount != 3 || tr.ConsecutiveFailures != 3 || tr.State != resilience.Retrying {
+			t.Errorf("tracker of %s: %v with %d attempts and %d failures, want retrying after 3 and 3",
+				nd.ID(), tr.State, tr.AttemptCount, tr.ConsecutiveFailures)
 		}
 	}
 
@@ -592,6 +592,83 @@ func TestRecoverResetsExhausted(t *testing.T) {
 	}
 	if !connected(s2.h, boot.ID()) || !connected(s2.h, backupNode.ID()) {
 		t.Error("Recover did not connect both the bootstrap and the backup peer")
+	}
+}
+
+// TestRecoverEndsOnceTableFull: one dial slot, bootstrap and backup peers
+// that are down (stale backup peers) mixed with live ones, an hour between
+// attempts. Recover reaches every live peer (a down peer holds the slot for
+// one dial, not for its whole round) and, once the table holds MinPeers,
+// ends the down peers' rounds instead of waiting hours for them: none of
+// them gets a second attempt or is left exhausted.
+func TestRecoverEndsOnceTableFull(t *testing.T) {
+	down := testnet.NewNetwork(t, 6)
+	for _, n := range down {
+		n.Stop()
+	}
+	live := testnet.NewNetwork(t, 3)
+	path := filepath.Join(t.TempDir(), "backup.json")
+	if err := saveBackup(path, infos(down[1], live[1], down[2], down[3], live[2], down[4])); err != nil {
+		t.Fatal(err)
+	}
+	n := testnet.NewNode(t)
+	dials := &dialCounter{}
+	h := wrap(t, n, dialer.WithMetricsTracer(dials))
+	profile := resilience.RetryConfig{MaxAttempts: 5, InitialDelay: time.Hour, MaxDelay: time.Hour, BackoffMultiplier: 2}
+	b, err := New(h, connTable{h}, infos(down[0], live[0], down[5]),
+		WithBackupFile(path), WithRetryConfig(profile), WithMinPeers(len(live)), WithDialConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() }) // also ends a Recover that would wait for hours
+
+	done := make(chan error, 1)
+	go func() { done <- b.Recover(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+	case <-time.After(waitTimeout): // far below the down peers' rounds (4 h)
+		t.Fatal("Recover did not return after the table reached MinPeers")
+	}
+	for _, nd := range live {
+		if !connected(h, nd.ID()) {
+			t.Errorf("live peer %s not connected", nd.ID())
+		}
+	}
+	for _, nd := range down {
+		// The dialer ends a round its callers left right after they left.
+		waitFor(t, "the down peer's round to end", func() bool { return tracker(h, nd.ID()).State == resilience.Idle })
+		if tr := tracker(h, nd.ID()); tr.AttemptCount > 1 {
+			t.Errorf("down peer %s: %d attempts, want at most 1", nd.ID(), tr.AttemptCount)
+		}
+	}
+	if got, most := dials.dials.Load(), int64(len(live)+len(down)); got > most {
+		t.Errorf("%d dials, want at most one per peer (%d)", got, most)
+	}
+}
+
+// TestSaveBackupWriteFails: a save whose write fails still replaces the
+// backup peers in memory, and reports the error.
+func TestSaveBackupWriteFails(t *testing.T) {
+	boot := dhtNode(t)
+	peerNode := dhtNode(t)
+	path := filepath.Join(t.TempDir(), "backup.json")
+	if err := os.MkdirAll(filepath.Join(path, "child"), 0o700); err != nil { // the rename onto it fails
+		t.Fatal(err)
+	}
+	s := newSubject(t, infos(boot), WithBackupFile(path))
+	t.Cleanup(func() { _ = os.RemoveAll(path) }) // runs before Close, whose save then succeeds
+	testnet.Connect(t, s.node, peerNode)
+	waitFor(t, "the peer in the routing table", func() bool {
+		return slices.Contains(s.node.DHT().RoutingTable().ListPeers(), peerNode.ID())
+	})
+	if err := s.b.SaveBackup(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("SaveBackup onto a directory: %v, want an error naming %s", err, path)
+	}
+	if got := s.b.BackupPeers(); len(got) != 1 || got[0].ID != peerNode.ID() {
+		t.Errorf("BackupPeers = %v after a save whose write failed, want the connected peer", got)
 	}
 }
 

@@ -33,7 +33,7 @@
 // retrying connect and trackers it uses), the DHT's routing table (DHT
 // adapts a kad-dht instance to the small RoutingTable interface) and the
 // bootstrap peers. Bootstrap dials them all concurrently (at most
-// WithDialConcurrency at once), protects each connected bootstrap peer in
+// WithDialConcurrency dials at once), protects each connected bootstrap peer in
 // the host's connection manager under the tag "bootstrap" (ProtectTag) so
 // that connection trimming never drops it, dials the backup peers as soon
 // as a bootstrap peer fails, refreshes the routing table and waits until it
@@ -47,7 +47,8 @@
 // or backup peer in a rotation, so that a node cut off from the network
 // notices its return with few dials; Recover resets the peers' retry
 // trackers (so that Exhausted peers are tried again), dials bootstrap and
-// backup peers and refreshes the routing table.
+// backup peers and refreshes the routing table, and ends the retry rounds
+// still running once the table holds WithMinPeers peers.
 //
 // A Bootstrapper is safe for concurrent use; Close stops its goroutine,
 // saves the backup peers and removes its protections.

@@ -35,3 +35,7 @@ var (
 // that a node which lost its connections does not replace a good backup
 // with an empty one.
 var errNoBackupPeers = errors.New("no usable backup peers to save")
+
+// errRecovered is the cause with which Recover ends the retry rounds still
+// running once a peer was reached and the routing table holds MinPeers peers.
+var errRecovered = errors.New("bootstrap: Recover: the routing table holds MinPeers peers; round no longer needed")

@@ -166,3 +166,15 @@ func (fakeTable) RefreshRoutingTable() <-chan error {
 }
 func (fakeTable) RoutingTableSize() int        { return 0 }
 func (fakeTable) RoutingTablePeers() []peer.ID { return nil }
+
+// connTable is a RoutingTable that holds the host's connected peers, so that
+// a test sets the table's size by the connections it lets happen.
+type connTable struct{ h *dialer.Host }
+
+func (connTable) RefreshRoutingTable() <-chan error {
+	ch := make(chan error, 1)
+	ch <- nil
+	return ch
+}
+func (t connTable) RoutingTableSize() int        { return len(t.h.Network().Peers()) }
+func (t connTable) RoutingTablePeers() []peer.ID { return t.h.Network().Peers() }

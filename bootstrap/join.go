@@ -71,13 +71,15 @@ type outcome struct {
 
 // Bootstrap joins the DHT:
 //
-//  1. It dials every bootstrap peer concurrently (at most
-//     WithDialConcurrency at once) through the dialer's retrying connect
-//     with the retry profile (WithRetryConfig; default
-//     resilience.ForDHTBootstrap). Each peer's retry tracker is reset
-//     first (unless an attempt is in flight), so that peers left Failed
-//     or Exhausted by earlier rounds, or Retrying by probes, get a whole
-//     round.
+//  1. It dials every bootstrap peer concurrently through the dialer's
+//     retrying connect with the retry profile (WithRetryConfig; default
+//     resilience.ForDHTBootstrap), at most WithDialConcurrency dials at
+//     once (a slot per dial, not per retry round: a peer waiting for its
+//     next attempt holds none, and an already connected peer needs none).
+//     Each peer's retry tracker is reset first unless an attempt is in
+//     flight (Connecting) or the peer is Connected, so that peers left
+//     Failed or Exhausted by earlier rounds, or Retrying by probes, get a
+//     whole round.
 //  2. Each connected bootstrap peer is protected in the host's connection
 //     manager under ProtectTag ("bootstrap").
 //  3. As soon as a bootstrap peer's round fails, or the profile's
@@ -108,9 +110,12 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) (Result, error) {
 // (so that Exhausted and Failed peers are tried again), dials bootstrap
 // and backup peers at once, concurrently, with the retry profile, protects
 // the connected bootstrap peers and refreshes the routing table, waiting
-// as Bootstrap does. It returns nil when at least one peer was reached,
-// ErrNoBootstrapPeers joined with each peer's cause otherwise, and
-// ErrClosed after Close.
+// as Bootstrap does — except that once a peer was reached and the routing
+// table holds MinPeers peers, its job is done: it ends the retry rounds
+// still running (peers still unreachable, typically stale backup peers,
+// would otherwise keep it waiting for their whole rounds) and returns. It
+// returns nil when at least one peer was reached, ErrNoBootstrapPeers
+// joined with each peer's cause otherwise, and ErrClosed after Close.
 func (b *Bootstrapper) Recover(ctx context.Context) error {
 	_, err := b.run(ctx, "Recover", true)
 	return err
@@ -144,6 +149,10 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 	outcomes := make(chan outcome, len(boots)+len(backups))
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Recover ends the rounds still running once its job is done.
+	dialCtx, stopDials := context.WithCancelCause(ctx)
+	defer stopDials(nil)
+	dialsStopped := false
 	roundsLeft := 0
 	launch := func(ts []target) {
 		for _, t := range ts {
@@ -151,7 +160,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				outcomes <- b.dial(ctx, t)
+				outcomes <- b.dial(dialCtx, t)
 			}()
 		}
 	}
@@ -207,6 +216,13 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 	}
 	for {
 		size := b.rt.RoutingTableSize()
+		if recovering && !dialsStopped && anyConnected && size >= minPeers {
+			dialsStopped = true
+			if roundsLeft > 0 {
+				logger.Debugw("routing table holds MinPeers; ending the remaining rounds", "op", op, "size", size, "rounds_left", roundsLeft)
+			}
+			stopDials(errRecovered)
+		}
 		if ctxDone != nil && pending && refreshCh == nil && (size > 0 || time.Since(lastConn) >= tableJoinWait) {
 			pending = false
 			if refreshes == 0 || size < minPeers {
@@ -215,7 +231,11 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 				refreshCh = b.rt.RefreshRoutingTable()
 			}
 		}
-		if roundsLeft == 0 && (ctxDone == nil || !pending && (refreshCh == nil || size >= minPeers)) {
+		// Done with the table once a refresh has run and the table is full
+		// (no further refresh would start), or when the last refresh ended
+		// and no connection since asks for another.
+		tableDone := refreshes > 0 && size >= minPeers || !pending && refreshCh == nil
+		if roundsLeft == 0 && (ctxDone == nil || tableDone) {
 			break
 		}
 		select {
@@ -263,16 +283,9 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 	return res, nil
 }
 
-// dial runs one peer's retry round through the dialer, in a dial slot, and
-// counts the attempts it recorded in the peer's tracker.
+// dial runs one peer's retry round through the dialer, each dial in a slot
+// of b.sem, and counts the attempts it recorded in the peer's tracker.
 func (b *Bootstrapper) dial(ctx context.Context, t target) outcome {
-	select {
-	case b.sem <- struct{}{}:
-	case <-ctx.Done():
-		return outcome{target: t, err: context.Cause(ctx)}
-	}
-	defer func() { <-b.sem }()
-
 	mgr := b.h.Manager()
 	id := dialer.TrackerID(t.pi.ID)
 	var before uint32
@@ -290,7 +303,7 @@ func (b *Bootstrapper) dial(ctx context.Context, t target) outcome {
 	// reported; the profile's ResetOnSuccess is applied afterwards.
 	roundCfg := b.cfg.retry
 	roundCfg.ResetOnSuccess = false
-	err := b.h.ConnectWithConfig(ctx, t.pi, roundCfg)
+	err := b.h.ConnectLimited(ctx, t.pi, roundCfg, b.sem)
 	var attempts uint32
 	mgr.Modify(id, func(tr *resilience.ConnectionTracker) {
 		attempts = tr.AttemptCount

@@ -12,8 +12,8 @@ const (
 	// DefaultMinPeers is the routing-table size Bootstrap and Recover wait
 	// for (WithMinPeers).
 	DefaultMinPeers = 4
-	// DefaultDialConcurrency bounds the retry rounds a Bootstrapper runs at
-	// once (WithDialConcurrency).
+	// DefaultDialConcurrency bounds the dials a Bootstrapper has in flight
+	// at once (WithDialConcurrency).
 	DefaultDialConcurrency = 8
 	// DefaultSaveInterval is how often the backup peers are saved
 	// (WithSaveInterval); kubo saves hourly too.
@@ -91,10 +91,12 @@ func WithBackupFile(path string) Option {
 	}
 }
 
-// WithDialConcurrency bounds how many peers a Bootstrapper dials at once
-// (retry rounds in flight, shared by concurrent Bootstrap and Recover
-// calls); further peers wait for a slot. Default: DefaultDialConcurrency
-// (8). Must be >= 1.
+// WithDialConcurrency bounds how many dials a Bootstrapper has in flight
+// at once, shared by concurrent Bootstrap and Recover calls; further dials
+// wait for a slot. A slot is taken per dial, not per retry round: a peer
+// waiting for its next attempt holds none, so unreachable peers cannot
+// keep reachable ones waiting for whole rounds. Probe's single dial takes
+// no slot. Default: DefaultDialConcurrency (8). Must be >= 1.
 func WithDialConcurrency(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

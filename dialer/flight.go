@@ -152,14 +152,6 @@ func (h *Host) round(f *flight) error {
 	id := h.keys.key(f.id)
 	h.prepareTracker(f.id, f.cfg)
 	op := func(ctx context.Context) (struct{}, error) {
-		if f.slots != nil {
-			select {
-			case f.slots <- struct{}{}:
-				defer func() { <-f.slots }()
-			case <-ctx.Done():
-				return struct{}{}, context.Cause(ctx)
-			}
-		}
 		h.mu.Lock()
 		pi := peer.AddrInfo{ID: f.id, Addrs: f.addrs}
 		h.mu.Unlock()
@@ -172,6 +164,9 @@ func (h *Host) round(f *flight) error {
 	if h.cfg.retryTracer != nil {
 		opts = append(opts, resilience.WithRetryMetrics(h.cfg.retryTracer))
 	}
+	if f.slots != nil {
+		opts = append(opts, resilience.WithGuards(slotGuard(f.slots)))
+	}
 	_, err := resilience.RetryTracked(f.ctx, h.mgr.Tracked(id), op, opts...)
 	switch {
 	case err == nil:
@@ -183,3 +178,19 @@ func (h *Host) round(f *flight) error {
 	}
 	return err
 }
+
+// slotGuard makes each attempt of a round take a slot of a semaphore (a send
+// takes one, a receive frees it) before it is recorded and dialled, and free it
+// when the attempt ended: a round waiting for its next attempt holds no slot.
+type slotGuard chan struct{}
+
+func (g slotGuard) Before(ctx context.Context, _ uint32) error {
+	select {
+	case g <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (g slotGuard) After(uint32, error) { <-g }

@@ -228,11 +228,12 @@ func (h *Host) ConnectWithConfig(ctx context.Context, pi peer.AddrInfo, cfg resi
 // its capacity is the bound), so callers sharing it have at most cap(slots) dials
 // in flight between them. A slot is held for one dial only, not while the round
 // waits for its next attempt, so peers that keep failing do not hold slots other
-// peers wait for. An already connected peer needs no slot. The slots apply to a
-// round this call starts; a call that joins a running round uses that round's
-// (none for Connect and ConnectWithConfig rounds). slots must be a buffered
-// channel; the caller must not take its slots for anything that waits on this
-// call.
+// peers wait for; an attempt is recorded in the tracker once it has its slot. An
+// already connected peer needs no slot. The slots apply to a round this call
+// starts (for as long as it runs); a call that joins a running round uses that
+// round's (none for Connect and ConnectWithConfig rounds). slots must be a
+// buffered channel, and the caller must not hold its slots while it waits for
+// this call.
 func (h *Host) ConnectLimited(ctx context.Context, pi peer.AddrInfo, cfg resilience.RetryConfig, slots chan struct{}) error {
 	if cap(slots) == 0 {
 		return errors.New("dialer: ConnectLimited: slots must be a buffered channel (nil or unbuffered given)")
