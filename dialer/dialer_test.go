@@ -657,3 +657,34 @@ func TestWithManagerSharesTrackers(t *testing.T) {
 		t.Fatalf("shared manager tracker = %+v, %v; want Connected", tr, ok)
 	}
 }
+
+// Guards given with WithRetryOptions take part in every round: a per-peer
+// circuit breaker that opens after two failures ends the round early.
+func TestWithRetryOptionsGuardsRounds(t *testing.T) {
+	breakers := map[peer.ID]*resilience.CircuitBreaker{}
+	var mu sync.Mutex
+	h, gater := newHost(t, dialer.WithDefaultConfig(profile(10, 10*time.Millisecond, 50*time.Millisecond)),
+		dialer.WithRetryOptions(func(id peer.ID) []resilience.RetryOption {
+			mu.Lock()
+			defer mu.Unlock()
+			b := breakers[id]
+			if b == nil {
+				b, _ = resilience.NewCircuitBreaker(resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour})
+				breakers[id] = b
+			}
+			return []resilience.RetryOption{resilience.WithGuards(b)}
+		}))
+	node := testnet.NewNode(t)
+	node.Stop()
+	err := h.Connect(ctxTimeout(t), node.AddrInfo())
+	if !errors.Is(err, resilience.ErrCircuitOpen) {
+		t.Fatalf("Connect: %v, want the open circuit", err)
+	}
+	if n := gater.Dials(node.ID()); n != 2 {
+		t.Fatalf("%d dials, want 2 (the breaker's threshold)", n)
+	}
+	// The next round is refused before any dial.
+	if err := h.Connect(ctxTimeout(t), node.AddrInfo()); !errors.Is(err, resilience.ErrCircuitOpen) || gater.Dials(node.ID()) != 2 {
+		t.Fatalf("second round: %v after %d dials", err, gater.Dials(node.ID()))
+	}
+}

@@ -157,10 +157,14 @@ func (h *Host) round(f *flight) error {
 		h.mu.Unlock()
 		return struct{}{}, h.dial(ctx, pi)
 	}
-	opts := []resilience.RetryOption{resilience.OnRetry(func(attempt uint32, err error, delay time.Duration) {
+	var opts []resilience.RetryOption
+	if h.cfg.retryOptions != nil {
+		opts = append(opts, h.cfg.retryOptions(f.id)...) // first: the Host's own win
+	}
+	opts = append(opts, resilience.OnRetry(func(attempt uint32, err error, delay time.Duration) {
 		log.Debugw("dial failed, retrying", "peer", f.id, "attempt", attempt, "err", err, "delay", delay)
 		h.events.notify(EvtConnectRetry{Peer: f.id, Attempt: attempt, Err: err, Delay: delay})
-	})}
+	}))
 	if h.cfg.retryTracer != nil {
 		opts = append(opts, resilience.WithRetryMetrics(h.cfg.retryTracer))
 	}

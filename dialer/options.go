@@ -28,6 +28,7 @@ type config struct {
 	bootstrapPeers  []peer.ID
 	tracer          MetricsTracer
 	retryTracer     resilience.MetricsTracer
+	retryOptions    func(id peer.ID) []resilience.RetryOption
 	maxReconnects   int
 	onRetry         func(id peer.ID, attempt uint32, err error, delay time.Duration)
 	emitRetryEvents bool
@@ -109,6 +110,32 @@ func WithMetricsTracer(t MetricsTracer) Option {
 func WithRetryMetrics(t resilience.MetricsTracer) Option {
 	return func(c *config) error {
 		c.retryTracer = t
+		return nil
+	}
+}
+
+// WithRetryOptions adds fn(id)'s options to every retry round for peer id: the
+// place for resilience's guards and adaptive backoff, for example a retry
+// budget shared by all peers, a circuit breaker or rate limit per peer:
+//
+//	budget, _ := resilience.NewRetryBudget(resilience.BudgetConfig{})
+//	adaptive, _ := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{})
+//	limit, _ := resilience.NewPeerRateLimiter(1, 3, 0)
+//	dialer.WithRetryOptions(func(id peer.ID) []resilience.RetryOption {
+//		return []resilience.RetryOption{
+//			resilience.WithGuards(budget, limit.Guard(id.String())),
+//			resilience.WithAdaptive(adaptive),
+//		}
+//	})
+//
+// A guard that refuses an attempt ends the round with its error
+// (resilience.ErrBudgetExhausted, ErrCircuitOpen, ...). The options apply before
+// the Host's own, so an OnRetry among them is replaced by the Host's (use
+// WithOnRetry). They do not apply to ConnectOnce, a single probe dial. fn runs
+// once per round, on the round's goroutine. Default: none.
+func WithRetryOptions(fn func(id peer.ID) []resilience.RetryOption) Option {
+	return func(c *config) error {
+		c.retryOptions = fn
 		return nil
 	}
 }

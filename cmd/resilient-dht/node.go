@@ -98,10 +98,16 @@ func newNode(c nodeConfig) (_ *node, err error) {
 	for _, pi := range c.bootstrapPeers {
 		ids = append(ids, pi.ID)
 	}
+	guards, err := newRetryGuards()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
 	dopts := []dialer.Option{
 		dialer.WithDefaultConfig(c.peerCfg),
 		dialer.WithBootstrapConfig(c.bootstrapCfg),
 		dialer.WithBootstrapPeers(ids...),
+		dialer.WithRetryOptions(guards.options),
 	}
 	var rtracer resilience.MetricsTracer
 	if c.registry != nil {
@@ -192,6 +198,39 @@ func newNode(c nodeConfig) (_ *node, err error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// retryGuards protect the network from this node's retries when many peers fail
+// at once: a retry budget shared by all peers (retries fail fast once it is
+// spent), a per-peer attempt rate limit, and adaptive backoff (delays stretch
+// while nearly every attempt fails; waiting retries wake when the network is back).
+type retryGuards struct {
+	budget   *resilience.RetryBudget
+	limit    *resilience.PeerRateLimiter
+	adaptive *resilience.AdaptiveBackoff
+}
+
+func newRetryGuards() (*retryGuards, error) {
+	budget, err := resilience.NewRetryBudget(resilience.BudgetConfig{}) // 100 tokens, 0.2 per success, 1/s
+	if err != nil {
+		return nil, err
+	}
+	limit, err := resilience.NewPeerRateLimiter(1, 3, 0) // 1 attempt/s per peer, bursts of 3
+	if err != nil {
+		return nil, err
+	}
+	adaptive, err := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{})
+	if err != nil {
+		return nil, err
+	}
+	return &retryGuards{budget, limit, adaptive}, nil
+}
+
+func (g *retryGuards) options(id peer.ID) []resilience.RetryOption {
+	return []resilience.RetryOption{
+		resilience.WithGuards(g.budget, g.limit.Guard(id.String())),
+		resilience.WithAdaptive(g.adaptive),
+	}
 }
 
 // listenAll listens on every address; one that fails is bad input naming it
