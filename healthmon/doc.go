@@ -32,28 +32,34 @@
 // the time to the next attempt. While the node is not healthy, the monitor works
 // like a circuit breaker's half-open state for the whole network: ONE probe dial at
 // a time (Recoverer.Probe, rotating over bootstrap and backup peers), at a steady
-// jittered interval (default 5 s, each gap in [5 s, 6 s]: at most 12 dials a
-// minute, however long the outage). The first sign that the network works fans out
-// at once (Recoverer.Recover: every bootstrap and backup peer, table refresh).
-// Once healthy, probing stops and the recovery state is forgotten.
+// jittered interval (default 5 s, each gap in [5 s, 6 s]). Two probe starts are
+// never closer than the probe interval, whatever brings a probe forward (a network
+// signal, a new outage right after a healthy spell): at most 12 dials a minute,
+// however long the outage. The first sign that the network works fans out at once
+// (Recoverer.Recover: every bootstrap and backup peer, table refresh). Once
+// healthy, a probe or Recover in flight is cancelled and the recovery state is
+// forgotten.
 //
 //	check: connected routing-table peers >= MinPeers?
-//	  yes ──▶ idle: no probes; cancel a probe in flight; forget the recovery state
+//	  yes ──▶ idle: no probes; cancel a probe or Recover in flight; forget the
+//	          recovery state (not when the last probe started)
 //	  no  ──▶ active (Degraded or Unhealthy):
 //
 //	┌──▶ evidence? ── no ──▶ Probe (one peer) ── fail ──▶ wait [P, 1.2P] ──┐
 //	│        │ yes                  │ ok                                    │
 //	│        ▼                      ▼                                       │
 //	│     Recover ◀──────────── evidence ◀── a connection opened while      │
-//	│   (all bootstrap +                     Unhealthy (inbound or any dial)│
-//	│   backup peers,                                                       │
+//	│   (all bootstrap +                     Unhealthy (inbound or any dial │
+//	│   backup peers,                        but a Recover's own)           │
 //	│   table refresh)                                                      │
 //	│        │ still not healthy: no probe and no Recover for               │
 //	│        │ 5 s, 10 s, 20 s, ... 1 min (WithRecoverBackoff)              │
 //	└────────┴◀─────────────────────────────────────────────────────────────┘
 //
 //	kernel link up / address added, local address or reachability change:
-//	probe now and lift the Recover backoff, at most once per probe interval P.
+//	lift the Recover backoff and probe now, or P after the last probe if that is
+//	later; at most one such signal per probe interval P takes effect. A signal
+//	while a Recover runs spares the backoff after it.
 //
 // Measured (TestRecoveryHarness, RESILIENCE_LONG=1: 20 kad-dht nodes on
 // 127.0.0.1, a node in use cut off for 20, 40 and 60 s): with the dialer, the
@@ -63,12 +69,15 @@
 //
 // Probes and recoveries run on goroutines the monitor owns, one at a time, with
 // timeouts (WithProbeTimeout, WithRecoverTimeout); a probe in flight is cancelled
-// when evidence arrives or the node is healthy again. Without a Recoverer the
-// monitor only reports.
+// when evidence arrives, and a probe or Recover in flight when the node is healthy
+// again. Without a Recoverer the monitor only reports.
 //
 // The monitor subscribes to the host's event bus and reads its routing table on
-// its own goroutine; it never registers routing-table callbacks, so it never calls
-// into the table from one of them.
+// its own goroutine (and in CheckHealth); it never registers routing-table
+// callbacks, so it never calls into the table from one of them. It reads the table
+// without holding the lock that IsHealthy, LastReport, Subscribe and Unsubscribe
+// take, so a routing-table callback (kbucket calls them under its table lock) may
+// call those; CheckHealth reads the table and must not be called from one.
 //
 // Logging: go-log subsystem "resilience/healthmon"; status changes and
 // recoveries at Info, probes at Debug. Metrics: WithMetricsTracer

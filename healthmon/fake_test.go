@@ -91,6 +91,18 @@ func (n *fakeNode) setConnected(p peer.ID, on bool) {
 	_ = n.em.Emit(event.EvtPeerConnectednessChanged{Peer: p, Connectedness: c})
 }
 
+// connectLagging connects p at once and announces it after lag, as the swarm's
+// event goroutine may.
+func (n *fakeNode) connectLagging(p peer.ID, lag time.Duration) {
+	n.net.mu.Lock()
+	n.net.connected[p] = true
+	n.net.mu.Unlock()
+	go func() {
+		time.Sleep(lag)
+		_ = n.em.Emit(event.EvtPeerConnectednessChanged{Peer: p, Connectedness: network.Connected})
+	}()
+}
+
 // setLive connects the first k table peers and disconnects the others.
 func (n *fakeNode) setLive(k int) {
 	for i, p := range n.tbl {
@@ -99,15 +111,18 @@ func (n *fakeNode) setLive(k int) {
 }
 
 // fakeRecoverer records calls. probeOK decides each probe; onRecover runs in
-// Recover (nil: nothing). All fields are guarded by mu.
+// Recover (nil: nothing), then recoverCtx, whose error Recover returns (nil:
+// none). All fields are guarded by mu.
 type fakeRecoverer struct {
-	mu        sync.Mutex
-	probeOK   func() bool
-	onRecover func()
-	probes    []probeCall
-	recovers  []time.Time
-	inflight  int
-	maxInflt  int
+	mu          sync.Mutex
+	probeOK     func() bool
+	onRecover   func()
+	recoverCtx  func(ctx context.Context) error
+	probes      []probeCall
+	recovers    []time.Time
+	recoverEnds []time.Time
+	inflight    int
+	maxInflt    int
 }
 
 type probeCall struct {
@@ -146,12 +161,19 @@ func (r *fakeRecoverer) Recover(ctx context.Context) error {
 	defer r.enter()()
 	r.mu.Lock()
 	r.recovers = append(r.recovers, time.Now())
-	f := r.onRecover
+	f, fctx := r.onRecover, r.recoverCtx
 	r.mu.Unlock()
 	if f != nil {
 		f()
 	}
-	return nil
+	var err error
+	if fctx != nil {
+		err = fctx(ctx)
+	}
+	r.mu.Lock()
+	r.recoverEnds = append(r.recoverEnds, time.Now())
+	r.mu.Unlock()
+	return err
 }
 
 func (r *fakeRecoverer) setProbeOK(f func() bool) {
@@ -176,6 +198,24 @@ func (r *fakeRecoverer) recoverTimes() []time.Time {
 	return append([]time.Time(nil), r.recovers...)
 }
 
+// recoverEndTimes returns when the Recover calls returned.
+func (r *fakeRecoverer) recoverEndTimes() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.recoverEnds...)
+}
+
+// probeResults returns the result of each probe.
+func (r *fakeRecoverer) probeResults() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []bool
+	for _, p := range r.probes {
+		out = append(out, p.ok)
+	}
+	return out
+}
+
 // recordingTracer records every tracer call with its (virtual) time.
 type recordingTracer struct {
 	mu       sync.Mutex
@@ -183,6 +223,7 @@ type recordingTracer struct {
 	changes  []statusChange
 	triggers []triggerAt
 	probes   []bool
+	recovers []bool // RecoveryCompleted results
 }
 
 type triggerAt struct {
@@ -219,7 +260,17 @@ func (r *recordingTracer) RecoveryStarted(tr healthmon.Trigger) {
 	r.mu.Unlock()
 }
 
-func (r *recordingTracer) RecoveryCompleted(bool) {}
+func (r *recordingTracer) RecoveryCompleted(ok bool) {
+	r.mu.Lock()
+	r.recovers = append(r.recovers, ok)
+	r.mu.Unlock()
+}
+
+func (r *recordingTracer) recoveryResults() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]bool(nil), r.recovers...)
+}
 
 func (r *recordingTracer) statusChanges() []statusChange {
 	r.mu.Lock()

@@ -9,8 +9,13 @@ import (
 )
 
 // MetricsTracer receives what the monitor does. Implementations must be safe for
-// concurrent use and cheap; they are called outside the monitor's locks. A nil
-// MetricsTracer turns metrics off.
+// concurrent use and cheap. A nil MetricsTracer turns metrics off.
+//
+// CheckCompleted and StatusChanged are called one check at a time, in the order of
+// the checks (a check that calls them holds up the next one), so the last
+// StatusChanged is always the reported status. They may call the Monitor's
+// IsHealthy, LastReport, Subscribe and Unsubscribe but not CheckHealth, which
+// would wait for the check that called them.
 type MetricsTracer interface {
 	// CheckCompleted is called after every check with the observed status and
 	// the number of connected routing-table peers.
@@ -21,7 +26,8 @@ type MetricsTracer interface {
 	ProbeCompleted(ok bool)
 	// RecoveryStarted is called when the monitor calls Recoverer.Recover.
 	RecoveryStarted(trigger Trigger)
-	// RecoveryCompleted is called when a Recoverer.Recover call returns.
+	// RecoveryCompleted is called when a Recoverer.Recover call returns; ok is
+	// true when it returned nil or was cancelled because the node was healthy.
 	RecoveryCompleted(ok bool)
 }
 
@@ -40,7 +46,7 @@ type metricsTracer struct {
 
 type metricsConfig struct{ reg prometheus.Registerer }
 
-// MetricsOption configures NewMetricsTracer.
+// MetricsOption configures NewMetricsTracer. A nil MetricsOption is ignored.
 type MetricsOption func(*metricsConfig)
 
 // WithRegisterer registers the metrics with reg. Default: prometheus.DefaultRegisterer.
@@ -63,7 +69,9 @@ func WithRegisterer(reg prometheus.Registerer) MetricsOption {
 func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	if cfg.reg == nil {
 		return nil, errors.New("healthmon: NewMetricsTracer: WithRegisterer(nil)")

@@ -128,3 +128,16 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// TestMetricsTracerSkipsNilOption: a nil MetricsOption is ignored, not called.
+func TestMetricsTracerSkipsNilOption(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tr, err := healthmon.NewMetricsTracer(nil, healthmon.WithRegisterer(reg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.CheckCompleted(healthmon.Healthy, 5)
+	if got := gather(t, reg)["libp2p_resilience_healthmon_checks_total"]; got != 1 {
+		t.Fatalf("checks_total = %v on the registerer given after a nil option, want 1", got)
+	}
+}

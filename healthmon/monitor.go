@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 )
 
@@ -44,7 +45,15 @@ type Monitor struct {
 	closed    bool
 	closeOnce sync.Once
 
-	mu      sync.Mutex // serializes checks; guards the fields below
+	// checkMu serializes checks, from reading the table to the tracer calls, so
+	// the tracer sees status changes in order. It is taken before mu and held
+	// while calling the table, the host, the manager and the tracer, so neither
+	// may call CheckHealth from code the check calls.
+	checkMu sync.Mutex
+	// mu guards the fields below. It is never held while calling out (table,
+	// host, manager, tracer), so a routing-table callback that runs under the
+	// table's lock may call IsHealthy, LastReport, Subscribe and Unsubscribe.
+	mu      sync.Mutex
 	damp    damper
 	last    HealthReport
 	hasLast bool
@@ -143,6 +152,12 @@ func (m *Monitor) Start() error {
 // event subscription and the emitter, and closes all subscriber channels. It is
 // idempotent and safe to call concurrently (later calls wait for the first);
 // it always returns nil.
+//
+// One of the goroutines Close waits for emits EvtHealthChanged on the host's
+// event bus, and libp2p's Emit blocks while a bus subscriber's buffer is full; it
+// cannot be interrupted (closing the emitter does not end a pending Emit). So a
+// bus subscriber that neither reads nor closes its subscription holds Close up
+// until it does one of them. Subscribe channels never do.
 func (m *Monitor) Close() error {
 	m.closeOnce.Do(func() {
 		m.lifeMu.Lock()
@@ -163,7 +178,10 @@ func (m *Monitor) Close() error {
 // hysteresis and, when the monitor runs, prompts recovery to act on it. A check
 // only reads in-memory state (the routing table, the host's connections, the
 // ConnectionManager's counts) and never blocks on the network, so ctx is not
-// consulted. CheckHealth works before Start and after Close too.
+// consulted. CheckHealth works before Start and after Close too. Checks run one
+// at a time. CheckHealth reads the routing table, so it must not be called from a
+// routing-table callback (kbucket holds its table lock there), nor from a
+// MetricsTracer's CheckCompleted or StatusChanged.
 func (m *Monitor) CheckHealth(ctx context.Context) HealthReport {
 	_ = ctx
 	rep, _ := m.check()
@@ -192,8 +210,14 @@ func (m *Monitor) LastReport() HealthReport {
 
 // check runs one check. It returns the report and, when the hysteresis holds a
 // change back, when to check again.
+//
+// It reads the table, the host and the manager without holding m.mu (the table
+// may call a callback, under its own lock, that reads the monitor); checks are
+// serialized by m.checkMu, so reports, publications and tracer calls keep the
+// order of the checks.
 func (m *Monitor) check() (HealthReport, time.Time) {
-	m.mu.Lock()
+	m.checkMu.Lock()
+	defer m.checkMu.Unlock()
 	nw := m.h.Network()
 	peers := m.rt.ListPeers()
 	live := 0
@@ -214,6 +238,8 @@ func (m *Monitor) check() (HealthReport, time.Time) {
 		rep.FailedConnections = st.Failed + st.Exhausted
 		rep.RecoveringConnections = st.Retrying + st.Connecting
 	}
+
+	m.mu.Lock()
 	rep.Timestamp = time.Now()
 	from, to, recheckAt := m.damp.observe(rep.Timestamp, rep.Observed)
 	rep.Status, rep.IsHealthy = to, to == Healthy
@@ -351,7 +377,13 @@ func (m *Monitor) startOp(kind opKind, timeout time.Duration, call func(context.
 }
 
 func (m *Monitor) finished(rec *recovery, res opResult) {
-	rec.finished(time.Now(), res)
+	var connected []peer.ID
+	if res.kind == opRecover {
+		connected = m.h.Network().Peers()
+	}
+	rec.finished(time.Now(), res, connected)
+	// Cancelled because the node is healthy (not because the monitor closed).
+	healthyCancel := !rec.active && errors.Is(res.err, context.Canceled) && m.ctx.Err() == nil
 	t := m.cfg.tracer
 	switch res.kind {
 	case opProbe:
@@ -364,13 +396,16 @@ func (m *Monitor) finished(rec *recovery, res opResult) {
 			t.ProbeCompleted(res.err == nil)
 		}
 	case opRecover:
-		if res.err != nil {
-			log.Infow("recovery finished with error", "err", res.err)
-		} else {
+		switch {
+		case res.err == nil:
 			log.Debugw("recovery finished")
+		case healthyCancel:
+			log.Debugw("recovery cancelled: healthy")
+		default:
+			log.Infow("recovery finished with error", "err", res.err)
 		}
 		if t != nil {
-			t.RecoveryCompleted(res.err == nil)
+			t.RecoveryCompleted(res.err == nil || healthyCancel)
 		}
 	}
 }
@@ -379,7 +414,7 @@ func (m *Monitor) onBusEvent(rec *recovery, e any) {
 	switch e := e.(type) {
 	case event.EvtPeerConnectednessChanged:
 		if e.Connectedness == network.Connected {
-			rec.connected(time.Now())
+			rec.connected(time.Now(), e.Peer)
 		}
 	case event.EvtLocalAddressesUpdated:
 		if rec.networkChanged(time.Now()) {

@@ -5,11 +5,13 @@ package healthmon_test
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 )
@@ -92,19 +94,46 @@ func (vp *vethPair) set(t *testing.T, name string, up bool) {
 	}
 }
 
+// waitRunning waits until the kernel reports name up and running (carrier on):
+// veth carrier comes up asynchronously, and the watcher reports it as a change.
+func (vp *vethPair) waitRunning(t *testing.T, name string) {
+	t.Helper()
+	waitUntil(t, name+" running", func() bool {
+		l, err := vp.h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := l.Attrs().RawFlags
+		return f&unix.IFF_UP != 0 && f&unix.IFF_RUNNING != 0
+	})
+}
+
 // TestKernelLinkUpRecoversAtOnce: with the real kernel watcher in a namespace the
 // test owns, a link going down only triggers a check, and the link coming back
-// makes the monitor probe at once (the probe interval is an hour) and recover.
+// lifts the Recover backoff (an hour here) and makes the monitor probe and
+// recover at once (or when the probe interval, 100 ms, since the first probe has
+// passed).
 func TestKernelLinkUpRecoversAtOnce(t *testing.T) {
+	const probeInterval = 100 * time.Millisecond
 	vp := newVethPair(t)
 	vp.set(t, "hm0", true)
 	vp.set(t, "hm1", true)
+	vp.waitRunning(t, "hm0")
+	vp.waitRunning(t, "hm1")
 
 	n := newFakeNode(t, 10)
-	rec := &fakeRecoverer{onRecover: func() { n.setLive(10) }}
+	var linkBack atomic.Bool
+	// Probes succeed; a Recover only heals the node once the link is back.
+	rec := &fakeRecoverer{onRecover: func() {
+		if linkBack.Load() {
+			n.setLive(10)
+		}
+	}}
+	rec.setProbeOK(func() bool { return true })
 	tr := &recordingTracer{}
 	m, err := healthmon.New(n, n, healthmon.WithNetWatch(true), healthmon.WithNetWatchOptions(healthmon.WithNetNS(vp.ns)),
-		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(time.Hour), healthmon.WithMetricsTracer(tr))
+		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval),
+		healthmon.WithRecoverBackoff(time.Hour, time.Hour), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,24 +141,35 @@ func TestKernelLinkUpRecoversAtOnce(t *testing.T) {
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first probe", func() bool { return len(rec.probeTimes()) == 1 })
+	// Probe, Recover, node still Unhealthy: the backoff keeps probes away.
+	waitUntil(t, "the first recovery to complete", func() bool { return len(tr.recoveryResults()) >= 1 })
 
+	// Setup, not an assertion: once a probe interval has passed since the first
+	// probe, a signal probes at once, so a probe wrongly caused by the link going
+	// down would run before the link is back.
+	time.Sleep(probeInterval)
 	checks := tr.checkCount()
 	vp.set(t, "hm0", false)
 	waitUntil(t, "a check after the link went down", func() bool { return tr.checkCount() > checks })
-	time.Sleep(200 * time.Millisecond) // a probe would come at once
-	if p := len(rec.probeTimes()); p != 1 {
-		t.Fatalf("%d probes after the link went down, want still 1", p)
-	}
+	// And one more interval, so such a signal could not swallow the link-up one
+	// (at most one per probe interval takes effect).
+	time.Sleep(probeInterval)
 
-	rec.setProbeOK(func() bool { return true })
+	linkBack.Store(true)
 	up := time.Now()
 	vp.set(t, "hm0", true)
-	waitUntil(t, "a probe after the link came up", func() bool { return len(rec.probeTimes()) == 2 })
-	waitUntil(t, "a recovery", func() bool { return len(rec.recoverTimes()) == 1 })
-	probe, recovered := rec.probeTimes()[1], rec.recoverTimes()[0]
-	t.Logf("link up -> probe %v, -> recovery %v", probe.Sub(up).Round(time.Microsecond), recovered.Sub(up).Round(time.Microsecond))
+	waitUntil(t, "a second recovery", func() bool { return len(rec.recoverTimes()) >= 2 })
 	waitUntil(t, "healthy", m.IsHealthy)
+	// A probe caused by the link going down would show here as a third probe and
+	// a third recovery (its Recover ran before the link was back and did not heal).
+	probes, recovers := rec.probeTimes(), rec.recoverTimes()
+	if len(probes) != 2 || len(recovers) != 2 {
+		t.Fatalf("%d probes and %d recoveries, want 2 each: one at the start, one when the link came up", len(probes), len(recovers))
+	}
+	if probes[1].Before(up) || recovers[1].Before(probes[1]) {
+		t.Fatalf("second probe %v and recovery %v after the link came up, want both after it", probes[1].Sub(up), recovers[1].Sub(up))
+	}
+	t.Logf("link up -> probe %v, -> recovery %v", probes[1].Sub(up).Round(time.Microsecond), recovers[1].Sub(up).Round(time.Microsecond))
 	if got := fmt.Sprint(tr.recoveryTriggers(up)); got != "[probe]" {
 		t.Errorf("recovery triggers %s, want [probe]", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
@@ -338,16 +339,21 @@ func TestDegradedRecoversWithBackoff(t *testing.T) {
 }
 
 // TestNetworkSignalsProbeAtOnce: a kernel link-up or address-added change, a local
-// address change and a reachability change each make the monitor probe at once
-// (at most once per probe interval); link-down and address-removed do not.
+// address change and a reachability change each lift the Recover backoff and make
+// the monitor probe at once (no probe started within the last probe interval; at
+// most one signal per interval takes effect); link-down and address-removed do
+// not. Recoveries leave the node Degraded, so without a signal the backoff keeps
+// probes away for an hour.
 func TestNetworkSignalsProbeAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = time.Minute
 		n := newFakeNode(t, 10)
+		n.setLive(1)
 		rec := &fakeRecoverer{}
+		rec.setProbeOK(func() bool { return true })
 		netCh := make(chan healthmon.NetChange)
 		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithNetChanges(netCh),
-			healthmon.WithProbeInterval(interval))
+			healthmon.WithProbeInterval(interval), healthmon.WithRecoverBackoff(time.Hour, time.Hour))
 		addrs, err := n.bus.Emitter(new(event.EvtLocalAddressesUpdated))
 		if err != nil {
 			t.Fatal(err)
@@ -390,6 +396,10 @@ func TestNetworkSignalsProbeAtOnce(t *testing.T) {
 			if probed != s.probe {
 				t.Errorf("%s: probe at the signal = %v, want %v", s.name, probed, s.probe)
 			}
+		}
+		// The first probe and one per signal that took effect; nothing else.
+		if p, r := len(rec.probeTimes()), len(rec.recoverTimes()); p != 5 || r != 5 {
+			t.Errorf("%d probes and %d recoveries, want 5 each", p, r)
 		}
 	})
 }
@@ -434,7 +444,9 @@ func TestSubscriberThatNeverReadsDoesNotBlock(t *testing.T) {
 		if c := len(tr.statusChanges()); c < 200 {
 			t.Fatalf("%d status changes for 200 flips", c)
 		}
-		if p := len(rec.probeTimes()); p < 100 {
+		// The node is unhealthy every other second; probes stay a probe interval
+		// (5 s) apart across the flaps: 33-40 in 200 s unless recovery stalls.
+		if p := len(rec.probeTimes()); p < 30 {
 			t.Fatalf("%d probes: recovery stalled", p)
 		}
 		// The latest published report (later checks that changed nothing are not
@@ -556,5 +568,37 @@ func TestPeriodicChecks(t *testing.T) {
 		if c := tr.checkCount(); c != 11 {
 			t.Fatalf("%d checks after 70 s, want 11", c)
 		}
+	})
+}
+
+// TestCloseWaitsForStalledBusSubscriber: Close waits for the goroutine that emits
+// EvtHealthChanged; libp2p's Emit cannot be interrupted, so a bus subscriber that
+// neither reads nor closes its subscription holds Close up until it does one of
+// them (as documented on Close).
+func TestCloseWaitsForStalledBusSubscriber(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNode(t, 10)
+		m := startMonitor(t, n, healthmon.WithHysteresis(0, 0))
+		sub, err := n.bus.Subscribe(new(healthmon.EvtHealthChanged), eventbus.BufSize(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 { // fill the subscription and stall the next Emit
+			n.setLive(10 * (i % 2))
+			synctest.Wait()
+		}
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			_ = m.Close()
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while an Emit to a stalled subscriber was pending; update Close's documentation")
+		default:
+		}
+		_ = sub.Close()
+		<-closed
 	})
 }

@@ -8,12 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	logging "github.com/ipfs/go-log/v2"
 	"github.com/vishvananda/netns"
 )
-
-// netLog is the healthmon logger ("resilience/healthmon"); the network watcher logs through it.
-var netLog = logging.Logger("resilience/healthmon")
 
 // DefaultNetChangeBuffer is how many unread changes [NetWatcher.Changes] holds before it drops
 // the oldest one.
@@ -211,7 +207,7 @@ func (w *NetWatcher) emit(c NetChange) {
 	for {
 		select {
 		case w.out <- c:
-			netLog.Debugw("network change", "change", c.String())
+			log.Debugw("network change", "change", c.String())
 			return
 		default:
 		}

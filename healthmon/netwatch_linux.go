@@ -174,9 +174,9 @@ func (s *nlWatch) onError(what string, dn <-chan struct{}) func(error) {
 	return func(err error) {
 		select {
 		case <-dn: // we closed the socket
-			netLog.Debugw("netlink subscription closed", "what", what, "err", err)
+			log.Debugw("netlink subscription closed", "what", what, "err", err)
 		default:
-			netLog.Warnw("netlink subscription error", "what", what, "err", err)
+			log.Warnw("netlink subscription error", "what", what, "err", err)
 		}
 	}
 }
@@ -240,10 +240,10 @@ func (s *nlWatch) run() {
 			s.w.resyncs.Add(1)
 			backoff = repairBackoffMin
 			retryC = nil
-			netLog.Infow("netlink resubscribed and resynchronised")
+			log.Infow("netlink resubscribed and resynchronised")
 			return
 		}
-		netLog.Warnw("netlink resubscribe failed", "err", err, "retry_in", backoff)
+		log.Warnw("netlink resubscribe failed", "err", err, "retry_in", backoff)
 		if retry == nil {
 			retry = time.NewTimer(backoff)
 		} else {
@@ -345,7 +345,7 @@ func (s *nlWatch) linkByIndex(idx int) (linkState, bool) {
 	}
 	l, err := s.handle.LinkByIndex(idx)
 	if err != nil {
-		netLog.Debugw("address on unknown link", "index", idx, "err", err)
+		log.Debugw("address on unknown link", "index", idx, "err", err)
 		return linkState{}, false
 	}
 	return linkStateOf(l.Attrs()), true
@@ -434,7 +434,7 @@ func dumpRetry[T any](list func() ([]T, error)) ([]T, error) {
 			return res, err
 		}
 		if i == dumpAttempts {
-			netLog.Debugw("netlink dump still interrupted, using partial result", "attempts", i)
+			log.Debugw("netlink dump still interrupted, using partial result", "attempts", i)
 			return res, nil
 		}
 	}

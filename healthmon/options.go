@@ -14,8 +14,8 @@ const (
 	DefaultMinPeers = 4
 	// DefaultCheckInterval is the time between periodic checks (WithCheckInterval).
 	DefaultCheckInterval = 10 * time.Second
-	// DefaultProbeInterval is the minimum time between two probes while unhealthy
-	// (WithProbeInterval); each gap is drawn from [d, d+d/5].
+	// DefaultProbeInterval is the minimum time between two probe starts
+	// (WithProbeInterval); each regular gap is drawn from [d, d+d/5].
 	DefaultProbeInterval = 5 * time.Second
 	// DefaultProbeTimeout bounds one Recoverer.Probe call (WithProbeTimeout).
 	DefaultProbeTimeout = 10 * time.Second
@@ -100,10 +100,13 @@ func WithCheckInterval(d time.Duration) Option {
 	}
 }
 
-// WithProbeInterval sets the minimum time between two probes while the node is
-// unhealthy. Each gap is drawn uniformly from [d, d+d/5], so probes never come
-// faster than one per d: with the default DefaultProbeInterval (5 s) an outage costs
-// at most 12 probe dials a minute. Must be positive.
+// WithProbeInterval sets the minimum time between two probe starts. While the node
+// is not healthy each gap is drawn uniformly from [d, d+d/5]; a local network
+// change (kernel link up, address added, local addresses or reachability changed)
+// brings the next probe forward, to at once but never closer than d to the
+// previous probe, and a new outage right after a healthy spell waits for d too. So
+// probes never come faster than one per d: with the default DefaultProbeInterval
+// (5 s) an outage costs at most 12 probe dials a minute. Must be positive.
 func WithProbeInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -127,7 +130,8 @@ func WithProbeTimeout(d time.Duration) Option {
 }
 
 // WithRecoverTimeout bounds each Recoverer.Recover call. Default
-// DefaultRecoverTimeout (1 min); must be positive.
+// DefaultRecoverTimeout (1 min); must be positive. A Recover still running when a
+// check finds the node healthy is cancelled then.
 func WithRecoverTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -141,7 +145,8 @@ func WithRecoverTimeout(d time.Duration) Option {
 // WithRecoverBackoff spaces recoveries that do not make the node healthy (say, the
 // network works but has too few DHT peers): after such a recovery no probe and no
 // recovery runs for first, then 2*first, 4*first, ... up to max. A local network
-// change lifts the wait. Defaults DefaultRecoverBackoff (5 s) and
+// change lifts the wait; one during the recovery means no wait after it. Defaults
+// DefaultRecoverBackoff (5 s) and
 // DefaultMaxRecoverBackoff (1 min); first must be positive and max >= first.
 func WithRecoverBackoff(first, max time.Duration) Option {
 	return func(c *config) error {

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Recoverer is what the monitor drives while the node is not healthy.
 // *bootstrap.Bootstrapper implements it. The monitor never runs two of its calls
 // at the same time, and every call gets a context that ends at the call's timeout
-// (WithProbeTimeout, WithRecoverTimeout) or when the monitor closes.
+// (WithProbeTimeout, WithRecoverTimeout), when a check finds the node healthy
+// (a probe's also when other evidence arrives), or when the monitor closes.
 type Recoverer interface {
 	// Probe makes ONE connection attempt to the next candidate peer (rotating
 	// over bootstrap and backup peers) and reports whether it succeeded.
@@ -27,7 +30,8 @@ const (
 	// TriggerProbe: a probe succeeded.
 	TriggerProbe Trigger = iota + 1
 	// TriggerConnection: a connection was established while no routing-table
-	// peer was connected (an inbound connection, or a dial by anyone).
+	// peer was connected (an inbound connection, or a dial by anyone but a
+	// Recover).
 	TriggerConnection
 )
 
@@ -46,6 +50,12 @@ func (t Trigger) String() string {
 // probeGrace is how long a probe in flight may still finish after evidence arrived.
 const probeGrace = 500 * time.Millisecond
 
+// recoverEcho is how long after a Recover returned a connection event for a peer
+// that was already connected when it returned is taken for the Recover's own (the
+// swarm emits connection events from a goroutine of its own, so they can trail the
+// dials) and is no evidence.
+const recoverEcho = 500 * time.Millisecond
+
 type opKind int
 
 const (
@@ -63,15 +73,21 @@ type opResult struct {
 // goroutine and not safe for concurrent use. It only decides; the loop runs the
 // operations it starts (start) and feeds back results, observations and signals.
 //
-//	observed Healthy            -> idle: cancel a probe in flight, forget everything
+//	observed Healthy            -> idle: cancel a probe or Recover in flight, forget
+//	                               everything but when the last probe started
 //	observed not Healthy        -> active:
 //	  evidence and gate open    -> Recover (one at a time; a probe in flight is cancelled first)
 //	  no evidence, gate open    -> Probe, then wait [ProbeInterval, 1.2 ProbeInterval]
-//	evidence: a probe succeeded, or a connection appeared while Unhealthy
+//	evidence: a probe succeeded, or a connection appeared while Unhealthy that is
+//	      not a Recover's own (none while a Recover runs, nor, within recoverEcho
+//	      after it, one to a peer that was connected when it returned)
 //	gate: after a Recover that left the node unhealthy, closed for RecoverBackoff,
-//	      doubling up to MaxRecoverBackoff
-//	kernel link up / address added, local address or reachability change:
-//	      open the gate and probe now (at most once per ProbeInterval)
+//	      doubling up to MaxRecoverBackoff; not closed if a signal came during it
+//	kernel link up / address added, local address or reachability change (at most
+//	      one per ProbeInterval takes effect): open the gate and bring the next
+//	      probe forward to now, but no sooner than ProbeInterval after the last one
+//
+// Probe starts are at least ProbeInterval apart, always.
 type recovery struct {
 	probeInterval time.Duration
 	backoffFirst  time.Duration
@@ -87,8 +103,13 @@ type recovery struct {
 	failed      int       // recoveries in a row that left the node unhealthy
 	lastSignal  time.Time // last network signal that took effect
 
-	op      opKind  // in flight
-	trigger Trigger // of the Recover in flight
+	// Kept by reset: they are about operations, not about one outage.
+	lastProbe time.Time            // when the last probe started
+	echo      map[peer.ID]struct{} // connected when the last Recover returned
+	echoUntil time.Time            // their connection events before this are its own
+	op        opKind               // in flight
+	opStart   time.Time            // when the operation in flight started
+	trigger   Trigger              // of the Recover in flight
 }
 
 func newRecovery(probeInterval, backoffFirst, maxBackoff time.Duration) *recovery {
@@ -99,7 +120,7 @@ func newRecovery(probeInterval, backoffFirst, maxBackoff time.Duration) *recover
 type action struct {
 	start   opKind  // opProbe or opRecover to start one; opNone otherwise
 	trigger Trigger // for opRecover
-	cancel  bool    // cancel the probe in flight
+	cancel  bool    // cancel the operation in flight
 	wakeAt  time.Time
 }
 
@@ -114,39 +135,64 @@ func (r *recovery) observe(now time.Time, obs Status) {
 		return
 	case !r.active:
 		r.active = true
-		r.nextProbe = now
+		r.nextProbe = r.earliestProbe(now)
 	}
 }
 
 // reset forgets the recovery state; an operation in flight stays recorded until it
-// has finished.
+// has finished, and the last probe's start keeps spacing probes.
 func (r *recovery) reset() {
 	*r = recovery{probeInterval: r.probeInterval, backoffFirst: r.backoffFirst, maxBackoff: r.maxBackoff, rand: r.rand,
-		observed: Healthy, op: r.op, trigger: r.trigger}
+		observed: Healthy, lastProbe: r.lastProbe, echo: r.echo, echoUntil: r.echoUntil, op: r.op, opStart: r.opStart, trigger: r.trigger}
 }
 
-// connected records that a connection was established.
-func (r *recovery) connected(now time.Time) {
+// earliestProbe is the earliest time, at or after now, a probe may start: one
+// probe interval after the last one.
+func (r *recovery) earliestProbe(now time.Time) time.Time {
+	if r.lastProbe.IsZero() {
+		return now
+	}
+	return later(now, r.lastProbe.Add(r.probeInterval))
+}
+
+// connected records that a connection to p was established. Connections while a
+// Recover runs, and the trailing events of those it left open, are its own dials
+// and prove nothing new.
+func (r *recovery) connected(now time.Time, p peer.ID) {
+	if r.op == opRecover {
+		return
+	}
+	if _, own := r.echo[p]; own && now.Before(r.echoUntil) {
+		delete(r.echo, p) // one event per connection; a later one is new
+		return
+	}
 	if r.active && r.observed == Unhealthy && r.evidence == 0 {
 		r.evidence, r.evidenceAt = TriggerConnection, now
 	}
 }
 
 // networkChanged records a local network change that may have brought the network
-// back (kernel link up, address added, local addresses or reachability changed).
-// It reports whether the change took effect.
+// back (kernel link up, address added, local addresses or reachability changed):
+// it opens the gate and brings the next probe forward, to now unless a probe
+// started within the last probe interval. It reports whether the change took
+// effect (at most one per probe interval does).
 func (r *recovery) networkChanged(now time.Time) bool {
 	if !r.active || (!r.lastSignal.IsZero() && now.Sub(r.lastSignal) < r.probeInterval) {
 		return false
 	}
 	r.lastSignal = now
-	r.nextProbe, r.gateOpensAt = now, now
+	r.gateOpensAt = now
+	if at := r.earliestProbe(now); at.Before(r.nextProbe) {
+		r.nextProbe = at
+	}
 	return true
 }
 
-// finished records the end of the operation in flight.
-func (r *recovery) finished(now time.Time, res opResult) {
-	r.op = opNone
+// finished records the end of the operation in flight; connected lists the
+// peers connected at its end (only used after a Recover).
+func (r *recovery) finished(now time.Time, res opResult, connected []peer.ID) {
+	started := r.opStart
+	r.op, r.opStart = opNone, time.Time{}
 	switch res.kind {
 	case opProbe:
 		// A successful probe's own connection usually shows up first: credit the probe.
@@ -155,7 +201,14 @@ func (r *recovery) finished(now time.Time, res opResult) {
 		}
 	case opRecover:
 		r.trigger = 0
-		if r.active { // not healthy yet; observe may still reset us
+		r.echo, r.echoUntil = make(map[peer.ID]struct{}, len(connected)), now.Add(recoverEcho)
+		for _, p := range connected {
+			r.echo[p] = struct{}{}
+		}
+		// Not healthy yet (observe may still reset us): back off, unless the
+		// network changed after the Recover started; it may have worked on the
+		// old one.
+		if r.active && !r.lastSignal.After(started) {
 			r.failed++
 			r.gateOpensAt = now.Add(r.backoff())
 		}
@@ -179,7 +232,9 @@ func (r *recovery) jitter() time.Duration {
 // step decides what to do at now.
 func (r *recovery) step(now time.Time) action {
 	if !r.active {
-		return action{cancel: r.op == opProbe}
+		// Healthy: a probe is pointless and a Recover would go on dialing (dead)
+		// peers; end either, so a new outage finds the way free.
+		return action{cancel: r.op != opNone}
 	}
 	gateOpen := !now.Before(r.gateOpensAt)
 	if r.op != opNone {
@@ -199,13 +254,13 @@ func (r *recovery) step(now time.Time) action {
 	}
 	if r.evidence != 0 {
 		a := action{start: opRecover, trigger: r.evidence}
-		r.op, r.trigger, r.evidence = opRecover, r.evidence, 0
+		r.op, r.opStart, r.trigger, r.evidence = opRecover, now, r.evidence, 0
 		return a
 	}
 	if now.Before(r.nextProbe) {
 		return action{wakeAt: r.nextProbe}
 	}
-	r.op = opProbe
+	r.op, r.opStart, r.lastProbe = opProbe, now, now
 	r.nextProbe = now.Add(r.jitter())
 	return action{start: opProbe}
 }

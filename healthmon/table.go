@@ -11,8 +11,10 @@ import (
 // it; DHTTable and DualDHTTable adapt kad-dht instances.
 //
 // ListPeers must be safe for concurrent use and must not block for long; the
-// monitor calls it on every check. The monitor never registers routing-table
-// callbacks, so it never calls back into the table from one.
+// monitor calls it on every check, without holding the lock of its IsHealthy,
+// LastReport, Subscribe and Unsubscribe (a table callback may call those). The
+// monitor never registers routing-table callbacks, so it never calls back into
+// the table from one.
 type RoutingTable interface {
 	// ListPeers returns the peers currently in the table.
 	ListPeers() []peer.ID
