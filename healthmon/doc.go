@@ -64,8 +64,8 @@
 // Measured (TestRecoveryHarness, RESILIENCE_LONG=1: 20 kad-dht nodes on
 // 127.0.0.1, a node in use cut off for 20, 40 and 60 s): with the dialer, the
 // Bootstrapper and this monitor at their defaults the node was healthy again
-// 0.5-5 s after the network returned, spending 4, 8 and 11 probe dials on the
-// outages; kad-dht alone took 60-100 s (its 2-minute fixLowPeers tick).
+// 0.5-5 s after the network returned, spending 4, 8 and 11-12 probe dials on the
+// outages (three runs); kad-dht alone took 60-100 s (its 2-minute fixLowPeers tick).
 //
 // Probes and recoveries run on goroutines the monitor owns, one at a time, with
 // timeouts (WithProbeTimeout, WithRecoverTimeout); a probe in flight is cancelled
