@@ -152,3 +152,38 @@ func TestConfigJSON(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRetryConfigJSON: no input panics, a rejected input leaves the config as it
+// was, and an accepted one is valid and survives a round trip.
+func FuzzRetryConfigJSON(f *testing.F) {
+	f.Add([]byte(`{"max_attempts": 5, "initial_delay_ms": 2000, "max_delay_ms": 60000, "backoff_multiplier": 2.0, "jitter_factor": 0.15}`))
+	f.Add([]byte(`{"max_attempts": 0, "initial_delay_ms": 0}`))
+	f.Add([]byte(`{"jitter": "decorrelated", "max_delay_ms": 9223372036854}`))
+	f.Add([]byte(`{"backoff_multiplier": 1e309}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := resilience.DefaultRetryConfig()
+		err := json.Unmarshal(data, &cfg)
+		if err != nil {
+			if cfg != resilience.DefaultRetryConfig() {
+				t.Fatalf("rejected input %q changed the config: %+v", data, cfg)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted an invalid config from %q: %v", data, err)
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back resilience.RetryConfig
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("round trip of %s: %v", b, err)
+		}
+		// Delays are written in whole milliseconds.
+		cfg.InitialDelay, cfg.MaxDelay = cfg.InitialDelay.Truncate(time.Millisecond), cfg.MaxDelay.Truncate(time.Millisecond)
+		if back != cfg {
+			t.Fatalf("round trip: %+v became %+v", cfg, back)
+		}
+	})
+}

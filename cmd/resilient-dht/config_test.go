@@ -127,3 +127,24 @@ func TestConfigFileKeepsDefaultsAndFlagsReplaceBootstrap(t *testing.T) {
 		t.Error("both flags on the command line accepted")
 	}
 }
+
+// FuzzConfigFile: no config file content panics the loader; what it accepts
+// passes validation.
+func FuzzConfigFile(f *testing.F) {
+	f.Add([]byte(`{"min_peers": 7, "mode": "server", "dht": "lan", "listen": ["/ip4/127.0.0.1/tcp/5001"]}`))
+	f.Add([]byte(`{"retry": {"dht_peer": {"max_attempts": 0, "initial_delay_ms": 1}}}`))
+	f.Add([]byte(`{"bootstrap": ["` + testPeer + `"], "http": ""}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "node.json")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadArgs(t, "--config", path, "--identity", "/tmp/k", "--data-dir", "/tmp/d", "--bootstrap", testPeer)
+		if err != nil {
+			return
+		}
+		if c.MinPeers < 1 || len(c.listenAddrs) == 0 || c.bootstrapCfg.Validate() != nil || c.peerCfg.Validate() != nil {
+			t.Fatalf("accepted a bad config from %q: %+v", data, c)
+		}
+	})
+}
