@@ -36,13 +36,7 @@ func testProfile() resilience.RetryConfig {
 // waitFor polls cond until it holds or waitTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testnet.WaitFor(t, waitTimeout, what, cond)
 }
 
 func ctxTimeout(t *testing.T) context.Context {

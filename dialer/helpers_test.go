@@ -31,13 +31,7 @@ const waitTimeout = 60 * time.Second
 // waitFor polls cond until it holds, failing the test after waitTimeout.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.WaitFor(t, waitTimeout, what, cond)
 }
 
 // fastProfile keeps tests quick: 10 attempts, 100ms initial delay, 1s cap.

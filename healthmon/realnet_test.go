@@ -178,13 +178,7 @@ func liveTablePeers(nd *testnet.Node) int {
 
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(realWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", realWait, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testnet.WaitFor(t, realWait, what, cond)
 }
 
 // waitStatus waits for a report with the given status on sub.

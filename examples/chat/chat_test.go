@@ -78,13 +78,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // waitFor polls cond until it holds, failing the test after waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.WaitFor(t, waitTimeout, what, cond)
 }
 
 func testKey(t *testing.T) crypto.PrivKey {

@@ -30,13 +30,7 @@ const waitTimeout = 60 * time.Second
 // waitFor polls cond until it holds or waitTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testnet.WaitFor(t, waitTimeout, what, cond)
 }
 
 // dial connects from a to b, bypassing the swarm dial backoff.
