@@ -2,7 +2,6 @@ package healthmon_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,29 +13,14 @@ import (
 // recordingRecoverer wraps a Recoverer and records its probes.
 type recordingRecoverer struct {
 	healthmon.Recoverer
-	mu     sync.Mutex
-	probes []probeCall
+	probeLog
 }
 
 func (r *recordingRecoverer) Probe(ctx context.Context) error {
 	at := time.Now()
 	err := r.Recoverer.Probe(ctx)
-	r.mu.Lock()
-	r.probes = append(r.probes, probeCall{at: at, ok: err == nil, err: err})
-	r.mu.Unlock()
+	r.record(at, err)
 	return err
-}
-
-func (r *recordingRecoverer) probesSince(since time.Time) []probeCall {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []probeCall
-	for _, p := range r.probes {
-		if !p.at.Before(since) {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // TestBootstrapperRecoversAfterIsolation: the monitor drives the real

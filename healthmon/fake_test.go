@@ -131,6 +131,31 @@ type probeCall struct {
 	err error
 }
 
+// probeLog records the probes of a test Recoverer. Safe for concurrent use.
+type probeLog struct {
+	mu     sync.Mutex
+	probes []probeCall
+}
+
+func (l *probeLog) record(at time.Time, err error) {
+	l.mu.Lock()
+	l.probes = append(l.probes, probeCall{at: at, ok: err == nil, err: err})
+	l.mu.Unlock()
+}
+
+// probesSince returns the probes started at or after since.
+func (l *probeLog) probesSince(since time.Time) []probeCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []probeCall
+	for _, p := range l.probes {
+		if !p.at.Before(since) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 var errUnreachable = errors.New("fake: network unreachable")
 
 func (r *fakeRecoverer) enter() func() {

@@ -29,9 +29,9 @@ type connectRecoverer struct {
 	d     *dht.IpfsDHT
 	peers []peer.AddrInfo
 
+	probeLog
 	mu       sync.Mutex
 	next     int
-	probes   []probeCall
 	recovers []time.Time
 	dials    int
 	inflight int
@@ -73,9 +73,7 @@ func (r *connectRecoverer) Probe(ctx context.Context) error {
 	r.mu.Unlock()
 	at := time.Now()
 	err := r.dial(ctx, pi)
-	r.mu.Lock()
-	r.probes = append(r.probes, probeCall{at: at, ok: err == nil, err: err})
-	r.mu.Unlock()
+	r.record(at, err)
 	return err
 }
 
@@ -106,19 +104,6 @@ func (r *connectRecoverer) Recover(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// probesSince returns the probes started at or after since.
-func (r *connectRecoverer) probesSince(since time.Time) []probeCall {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []probeCall
-	for _, p := range r.probes {
-		if !p.at.Before(since) {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // recoveriesSince counts the recoveries started at or after since.
