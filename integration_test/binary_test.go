@@ -36,23 +36,16 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building resilient-dht:", err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := 0
-	func() {
-		defer os.RemoveAll(dir)
-		goleak.VerifyTestMain(exitCapture{&code, m})
-	}()
-	os.Exit(code)
+	// VerifyTestMain calls os.Exit itself, so a deferred RemoveAll would never
+	// run: goleak.Cleanup removes the binary's directory after the leak check.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
-
-// exitCapture lets TestMain clean up after goleak.VerifyTestMain, which exits.
-type exitCapture struct {
-	code *int
-	m    *testing.M
-}
-
-func (e exitCapture) Run() int { *e.code = e.m.Run(); return *e.code }
 
 // proc is a running resilient-dht process whose output is captured.
 type proc struct {

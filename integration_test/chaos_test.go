@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -103,7 +104,9 @@ func TestChaos(t *testing.T) {
 	}
 	waitAllHealthy(t, stacks, time.Minute)
 
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	seed := chaosSeed(t)
+	t.Logf("chaos seed %d (replay: RESILIENCE_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(1, seed))
 	end := time.Now().Add(2 * time.Minute)
 	isolated := map[int]bool{}
 	for time.Now().Before(end) {
@@ -140,6 +143,23 @@ func TestChaos(t *testing.T) {
 	start := time.Now()
 	waitAllHealthy(t, stacks, time.Minute)
 	t.Logf("all %d nodes healthy %v after the faults ended", n, time.Since(start).Round(100*time.Millisecond))
+}
+
+// chaosSeed is RESILIENCE_SEED if set, else a seed drawn from the clock. The
+// seed fixes which faults hit which nodes and the pauses between them, so a
+// failing run can be replayed with the same fault sequence; the network's own
+// timing (real time, real sockets) still varies from run to run.
+func chaosSeed(t *testing.T) uint64 {
+	t.Helper()
+	v := os.Getenv("RESILIENCE_SEED")
+	if v == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	seed, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("RESILIENCE_SEED=%q: want an unsigned decimal integer: %v", v, err)
+	}
+	return seed
 }
 
 func without(peers []peer.AddrInfo, id peer.ID) []peer.AddrInfo {
