@@ -123,7 +123,7 @@ func (n *Node) emptyTableCause(ids []peer.ID) string {
 			speaks, _ := ps.SupportsProtocols(id, protos...)
 			switch {
 			case len(speaks) == 0:
-				causes = append(causes, fmt.Sprintf("%s speaks none of the DHT protocols this node runs %v (a %s-only peer?)", id, protos, otherKad(known)))
+				causes = append(causes, fmt.Sprintf("%s speaks none of the DHT protocols this node runs %v (%s)", id, protos, otherKad(known)))
 			case n.kind == WAN && !anyPublic(ps.Addrs(id)):
 				causes = append(causes, fmt.Sprintf("%s has no public address: the WAN DHT takes only public peers (use LAN or Dual on private networks and loopback)", id))
 			case n.kind != Plain && allLoopback(ps.Addrs(id)) && !n.loopback:
@@ -145,9 +145,9 @@ func otherKad[T ~string](known []T) string {
 		}
 	}
 	if len(kad) == 0 {
-		return "non-DHT"
+		return "it speaks no Kademlia protocol"
 	}
-	return strings.Join(kad, ",")
+	return "it speaks only " + strings.Join(kad, ", ")
 }
 
 func anyPublic(addrs []ma.Multiaddr) bool {

@@ -33,7 +33,7 @@ var ErrClosed = errors.New("resilientdht: node closed")
 // is safe for concurrent use.
 type Node struct {
 	host     *dialer.Host
-	routing  routing.Routing          // *dual.DHT or *dht.IpfsDHT
+	routing  routing.Routing         // *dual.DHT or *dht.IpfsDHT
 	tables   map[string]*dht.IpfsDHT // "wan", "lan" or "dht"
 	closeDHT func() error
 	boot     *bootstrap.Bootstrapper
