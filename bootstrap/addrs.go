@@ -3,13 +3,18 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/fsutil"
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 )
+
+// MaxAddrsFileSize bounds what ParseAddrsFile reads (some ten thousand addresses).
+const MaxAddrsFileSize = 1 << 20
 
 // Reasons an entry is rejected; they appear in the error message.
 const (
@@ -42,7 +47,7 @@ func ParseAddrs(addrs []string) ([]peer.AddrInfo, error) {
 	for i, s := range addrs {
 		id, a, err := parseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d %q: %w", ErrBadAddr, i, s, err)
+			return nil, fmt.Errorf("%w: entry %d %s: %w", ErrBadAddr, i, textutil.Quote(s), err)
 		}
 		m.add(id, a)
 	}
@@ -54,10 +59,13 @@ func ParseAddrs(addrs []string) ([]peer.AddrInfo, error) {
 // everything from a '#' to the end of a line are ignored ('#' never occurs
 // in a multiaddr). A bad line yields an error that wraps ErrBadAddr and
 // names path:line (1-based), the line's text and the reason. A file that
-// cannot be read yields an error naming path that does not wrap ErrBadAddr.
-// A file with no addresses yields an empty result and no error.
+// cannot be read yields an error naming path that does not wrap ErrBadAddr;
+// so does anything but a regular file (the open never blocks on a FIFO) and
+// a file larger than MaxAddrsFileSize. A file with no addresses yields an
+// empty result and no error. Error messages quote at most
+// textutil.MaxQuoted bytes of a line.
 func ParseAddrsFile(path string) ([]peer.AddrInfo, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFile(path, MaxAddrsFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: read address file %s: %w", path, err)
 	}
@@ -72,7 +80,7 @@ func ParseAddrsFile(path string) ([]peer.AddrInfo, error) {
 		}
 		id, a, err := parseAddr(line)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s:%d %q: %w", ErrBadAddr, path, n+1, line, err)
+			return nil, fmt.Errorf("%w: %s:%d %s: %w", ErrBadAddr, path, n+1, textutil.Quote(line), err)
 		}
 		m.add(id, a)
 	}

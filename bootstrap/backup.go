@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/fsutil"
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 )
 
 // logger is the package logger.
@@ -24,8 +26,14 @@ const (
 	// backupVersion is the format version saveBackup writes and
 	// loadBackup accepts.
 	backupVersion = 1
-	// maxBackupPeers is how many backup peers are kept (kubo keeps 20).
+	// maxBackupPeers is how many backup peers are kept (kubo keeps 20):
+	// saveBackup writes at most this many, loadBackup uses at most this many.
 	maxBackupPeers = 20
+	// maxBackupAddrs is how many addresses of one backup peer are kept:
+	// saveBackup writes at most this many (a public node announces about
+	// ten: IPv4 and IPv6, TCP, QUIC, WebTransport, WebRTC), loadBackup
+	// uses at most this many, so a forged file cannot aim hundreds of dials.
+	maxBackupAddrs = 16
 	// maxBackupFileSize bounds what loadBackup reads: a file this module
 	// writes holds maxBackupPeers peers and is a few KiB.
 	maxBackupFileSize = 1 << 20
@@ -137,9 +145,10 @@ func isRelayAddr(a ma.Multiaddr) bool {
 // holds either the old or the new complete content. The file has mode
 // 0600; a missing parent directory is created with mode 0700.
 //
-// All peers given are written (callers cap the list, see maxBackupPeers),
-// except that peers whose ID is empty or invalid are left out, and so are
-// relay addresses and peers left with no address. When no peer remains,
+// The first maxBackupPeers usable peers given are written, each with its
+// first maxBackupAddrs direct addresses (loadBackup reads no more than
+// that); peers whose ID is empty or invalid are left out, and so are relay
+// addresses and peers left with no address. When no peer remains,
 // saveBackup writes nothing and returns an error wrapping
 // errNoBackupPeers: an existing file is replaced only by a non-empty
 // backup. Errors name path. Concurrent calls for the same path are safe
@@ -160,10 +169,14 @@ func saveBackup(path string, peers []peer.AddrInfo) error {
 func encodeBackup(peers []peer.AddrInfo, savedAt time.Time) ([]byte, error) {
 	f := backupFile{Version: backupVersion, SavedAt: savedAt.UTC().Truncate(time.Second)}
 	for _, ai := range peers {
+		if len(f.Peers) == maxBackupPeers {
+			break
+		}
 		addrs := directAddrs(ai.Addrs)
 		if id, err := decodePeerID(ai.ID.String()); err != nil || id != ai.ID || len(addrs) == 0 {
 			continue
 		}
+		addrs = addrs[:min(len(addrs), maxBackupAddrs)]
 		e := backupEntry{ID: ai.ID.String(), Addrs: make([]string, len(addrs))}
 		for i, a := range addrs {
 			e.Addrs[i] = a.String()
@@ -188,7 +201,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, fsutil.TempPattern(path))
 	if err != nil {
 		return err
 	}
@@ -234,11 +247,17 @@ func syncDir(dir string) error {
 // loadBackup reads the backup peers saved at path by saveBackup.
 //
 //   - No file at path: (nil, nil).
-//   - Unreadable file: an error naming path (not ErrCorruptBackup).
+//   - Unreadable file, or not a regular file (a FIFO, a device, a
+//     directory; the open never blocks): an error naming path (not
+//     ErrCorruptBackup).
 //   - Content not usable: an error wrapping ErrCorruptBackup that names
 //     path and the problem: larger than 1 MiB, not JSON, a version other
 //     than 1, a peer entry whose id is missing or not a peer ID or that
 //     lists no addresses, or no usable peer at all.
+//
+// It uses no more than a save writes: the first maxBackupPeers peers, each
+// with its first maxBackupAddrs usable addresses; the rest is ignored with
+// a warning (entries past the cap are not even checked).
 //
 // A single address that does not parse or goes through a relay is
 // skipped (logged at Debug) rather than condemning the whole file: it
@@ -247,21 +266,24 @@ func syncDir(dir string) error {
 // twice is merged. loadBackup never modifies the file, so the caller may
 // log the error and carry on: the corrupt file stays until the next
 // successful saveBackup replaces it.
+//
+// Before reading, loadBackup removes the temporary files of saveBackup's
+// naming pattern (fsutil.TempPattern, in path's directory only) older than
+// fsutil.StaleTempAge: leftovers of a process killed during a save.
 func loadBackup(path string) ([]peer.AddrInfo, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if n, err := fsutil.RemoveStaleTemps(path, fsutil.StaleTempAge); err != nil {
+		logger.Warnw("removing temporary files left by an interrupted save", "path", path, "removed", n, "err", err)
+	} else if n > 0 {
+		logger.Infow("removed temporary files left by an interrupted save", "path", path, "removed", n)
+	}
+	data, err := fsutil.ReadFile(path, maxBackupFileSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
-	}
-	if err != nil {
+	case errors.Is(err, fsutil.ErrTooLarge):
+		return nil, fmt.Errorf("bootstrap: load backup peers from %s: %w: %w", path, ErrCorruptBackup, err)
+	case err != nil:
 		return nil, fmt.Errorf("bootstrap: load backup peers from %s: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxBackupFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap: load backup peers from %s: %w", path, err)
-	}
-	if len(data) > maxBackupFileSize {
-		return nil, fmt.Errorf("bootstrap: load backup peers from %s: %w: larger than %d bytes", path, ErrCorruptBackup, maxBackupFileSize)
 	}
 	peers, err := decodeBackup(data)
 	if err != nil {
@@ -281,19 +303,28 @@ func decodeBackup(data []byte) ([]peer.AddrInfo, error) {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrCorruptBackup, f.Version, backupVersion)
 	}
 	var m addrMerger
+	ignoredPeers, ignoredAddrs := 0, 0
 	for i, e := range f.Peers {
+		if len(m.infos) == maxBackupPeers {
+			ignoredPeers = len(f.Peers) - i
+			break
+		}
 		if e.ID == "" {
 			return nil, fmt.Errorf("%w: peers[%d]: missing id", ErrCorruptBackup, i)
 		}
 		id, err := decodePeerID(e.ID)
 		if err != nil {
-			return nil, fmt.Errorf("%w: peers[%d]: bad id %q: %w", ErrCorruptBackup, i, e.ID, err)
+			return nil, fmt.Errorf("%w: peers[%d]: bad id %s: %w", ErrCorruptBackup, i, textutil.Quote(e.ID), err)
 		}
 		if len(e.Addrs) == 0 {
 			return nil, fmt.Errorf("%w: peers[%d] (%s): no addrs", ErrCorruptBackup, i, id)
 		}
 		var addrs []ma.Multiaddr
-		for _, s := range e.Addrs {
+		for j, s := range e.Addrs {
+			if len(addrs) == maxBackupAddrs {
+				ignoredAddrs += len(e.Addrs) - j
+				break
+			}
 			a, err := ma.NewMultiaddr(s)
 			if err != nil {
 				logger.Debugw("skipping unparsable backup address", "peer", id, "addr", s, "err", err)
@@ -320,6 +351,16 @@ func decodeBackup(data []byte) ([]peer.AddrInfo, error) {
 	}
 	if len(m.infos) == 0 {
 		return nil, fmt.Errorf("%w: no usable peers", ErrCorruptBackup)
+	}
+	for i := range m.infos { // a peer listed twice may have merged past the cap
+		if n := len(m.infos[i].Addrs); n > maxBackupAddrs {
+			ignoredAddrs += n - maxBackupAddrs
+			m.infos[i].Addrs = m.infos[i].Addrs[:maxBackupAddrs]
+		}
+	}
+	if ignoredPeers > 0 || ignoredAddrs > 0 {
+		logger.Warnw("backup peers file holds more than a save writes; using the first of them",
+			"ignored_peers", ignoredPeers, "ignored_addrs", ignoredAddrs, "max_peers", maxBackupPeers, "max_addrs_per_peer", maxBackupAddrs)
 	}
 	return m.infos, nil
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,9 +461,20 @@ func FuzzLoadBackup(f *testing.F) {
 		`{"version":1,"peers":[{"id":"QmBad","addrs":[]}]}`,
 		`{"version":2}`,
 		`{"version":1,"peers":[{"id":"` + id + `","addrs":["/ip4/192.0.2.1/tcp/1/p2p/` + id + `/p2p-circuit"]}]}`,
+		// issue 13: more than a save writes, long values, duplicate keys, null
+		`{"version":1,"peers":[{"id":"` + id + `","addrs":["` + strings.Join(tcpAddrs(40, 1000), `","`) + `"]}]}`,
+		`{"version":1,"peers":[{"id":"` + strings.Repeat("Qm", 5000) + `","addrs":["/ip4/192.0.2.1/tcp/1"]}]}`,
+		`{"version":1,"version":1,"peers":null}`,
+		`{"version":1,"peers":[null,{"id":null,"addrs":null}]}`,
+		`{"version":1,"peers":[{"id":"` + id + `","addrs":["/ip4/127.0.0.1/tcp/0` + strings.Repeat("/ws", 300) + `"]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
+	var many []backupEntry
+	for range maxBackupPeers + 5 {
+		many = append(many, backupEntry{ID: testPeerID(f).String(), Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}})
+	}
+	f.Add(backupJSON(f, many))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		peers, err := decodeBackup(data)
 		if err != nil {
@@ -476,6 +489,14 @@ func FuzzLoadBackup(f *testing.F) {
 		if len(peers) == 0 {
 			t.Fatal("no peers and no error")
 		}
+		if len(peers) > maxBackupPeers {
+			t.Fatalf("%d peers loaded, more than a save writes (%d)", len(peers), maxBackupPeers)
+		}
+		for _, ai := range peers {
+			if len(ai.Addrs) > maxBackupAddrs {
+				t.Fatalf("%d addresses of %s loaded, more than a save writes (%d)", len(ai.Addrs), ai.ID, maxBackupAddrs)
+			}
+		}
 		enc, err := encodeBackup(peers, time.Unix(0, 0))
 		if err != nil {
 			t.Fatalf("encoding accepted peers %v: %v", peers, err)
@@ -488,4 +509,141 @@ func FuzzLoadBackup(f *testing.F) {
 			t.Fatalf("round trip changed peers:\n%s\nwant\n%s", g, w)
 		}
 	})
+}
+
+// backupJSON renders entries (id → addrs) as a backup file.
+func backupJSON(t testing.TB, entries []backupEntry) []byte {
+	t.Helper()
+	data, err := json.Marshal(backupFile{Version: backupVersion, Peers: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func tcpAddrs(n, firstPort int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "/ip4/192.0.2.1/tcp/" + strconv.Itoa(firstPort+i)
+	}
+	return out
+}
+
+// TestLoadBackupCapped: a file holding more than a save writes is used only up
+// to maxBackupPeers peers of maxBackupAddrs addresses each (the issue's
+// 10,000-entry file and 5,000-address entry), and a save never writes more.
+func TestLoadBackupCapped(t *testing.T) {
+	many := make([]backupEntry, 10_000)
+	for i := range many {
+		many[i] = backupEntry{ID: testPeerID(t).String(), Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}}
+	}
+	one := testPeerID(t).String()
+	twice := testPeerID(t).String()
+	tests := []struct {
+		name      string
+		entries   []backupEntry
+		peers     int
+		addrsEach int
+	}{
+		{"10000 peers", many, maxBackupPeers, 1},
+		{"5000 addresses", []backupEntry{{ID: one, Addrs: tcpAddrs(5000, 1000)}}, 1, maxBackupAddrs},
+		{"a peer listed twice merges up to the cap", []backupEntry{{ID: twice, Addrs: tcpAddrs(maxBackupAddrs, 1000)}, {ID: twice, Addrs: tcpAddrs(maxBackupAddrs, 2000)}}, 1, maxBackupAddrs},
+		{"bad entries past the cap are not looked at", append(many[:maxBackupPeers:maxBackupPeers], backupEntry{ID: "garbage"}), maxBackupPeers, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "backup-peers.json")
+			if err := os.WriteFile(path, backupJSON(t, tc.entries), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := loadBackup(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.peers {
+				t.Fatalf("loaded %d peers, want %d", len(got), tc.peers)
+			}
+			for _, ai := range got {
+				if len(ai.Addrs) != tc.addrsEach {
+					t.Fatalf("peer %s loaded with %d addresses, want %d", ai.ID, len(ai.Addrs), tc.addrsEach)
+				}
+			}
+		})
+	}
+
+	// The save side writes no more than the load side reads.
+	var infos []peer.AddrInfo
+	for range maxBackupPeers + 5 {
+		infos = append(infos, peer.AddrInfo{ID: testPeerID(t), Addrs: maddrs(t, tcpAddrs(maxBackupAddrs+5, 1000)...)})
+	}
+	data, err := encodeBackup(infos, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f backupFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Peers) != maxBackupPeers {
+		t.Fatalf("saved %d peers, want %d", len(f.Peers), maxBackupPeers)
+	}
+	for _, e := range f.Peers {
+		if len(e.Addrs) != maxBackupAddrs {
+			t.Fatalf("saved %d addresses of %s, want %d", len(e.Addrs), e.ID, maxBackupAddrs)
+		}
+	}
+}
+
+// TestLoadBackupNotRegular: a FIFO or device at the backup path is refused at
+// once (it used to hang the node for good), as an unreadable file.
+func TestLoadBackupNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "backup-peers.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		done := make(chan error, 1)
+		go func() { _, err := loadBackup(path); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), path) || errors.Is(err, ErrCorruptBackup) {
+				t.Errorf("loadBackup(%s) = %v; want a read error naming the path", path, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("loadBackup(%s) blocked", path)
+		}
+	}
+}
+
+// TestLoadBackupRemovesStaleTemps: loading removes the temp files a save
+// killed midway left (its own pattern, its own directory), not fresh ones
+// and not other files; the backup itself is read unchanged.
+func TestLoadBackupRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "backup-peers.json")
+	if err := saveBackup(path, []peer.AddrInfo{{ID: testPeerID(t), Addrs: maddrs(t, "/ip4/192.0.2.1/tcp/4001")}}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string, mtime time.Time) {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("{partial"), 0o600)
+		os.Chtimes(p, mtime, mtime)
+	}
+	mk(".backup-peers.json.tmp-111", old)
+	mk(".backup-peers.json.tmp-222", old)
+	mk(".backup-peers.json.tmp-333", time.Now())
+	mk(".identity.key.tmp-444", old)
+	mk("notes.txt", old)
+	if _, err := loadBackup(path); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(dirEntries(t, dir), " ")
+	if want := ".backup-peers.json.tmp-333 .identity.key.tmp-444 backup-peers.json notes.txt"; got != want {
+		t.Fatalf("directory holds %q, want %q", got, want)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("backup file changed")
+	}
 }
