@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -28,7 +29,6 @@ type Bootstrapper struct {
 	cfg     config
 	peers   []peer.AddrInfo      // configured bootstrap peers without self; read-only
 	exclude map[peer.ID]struct{} // bootstrap peers and self, never backup peers; read-only
-	sem     chan struct{}        // dial slots (WithDialConcurrency)
 
 	probeNext atomic.Uint64 // rotation over Probe candidates
 	saveKick  chan struct{} // asks the save loop for a save; capacity 1
@@ -110,7 +110,6 @@ func New(h *dialer.Host, rt RoutingTable, peers []peer.AddrInfo, opts ...Option)
 		cfg:       cfg,
 		peers:     m.infos,
 		exclude:   exclude,
-		sem:       make(chan struct{}, cfg.dialConcurrency),
 		saveKick:  make(chan struct{}, 1),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -183,12 +182,16 @@ func (b *Bootstrapper) BackupLoadErr() error {
 // Probe makes one cheap reachability check for a health monitor: a single
 // dial (dialer.Host.ConnectOnce, no retries) to the next candidate in a
 // rotation over the bootstrap peers followed by the backup peers, so that
-// successive calls spread over all of them. A candidate that is already
-// connected counts as reached without a dial. It returns nil when the
-// candidate was reached (a connected bootstrap peer is then protected),
-// the dial error naming the peer otherwise, ErrNoBootstrapPeers when there
-// is no candidate at all, and ErrClosed after Close. Concurrent calls each
-// take the next candidate.
+// successive calls spread over all of them. Evidence that the network works
+// is a new connection, so a candidate that is already connected is skipped —
+// unless it has been connected for longer than 2 s without entering the
+// routing table (identify failed, or its DHT protocol was never confirmed):
+// such a connection is closed and the peer redialled, which repairs it. It
+// returns nil when the dial succeeded (a connected bootstrap peer is then
+// protected), the dial error naming the peer otherwise, ErrAllConnected when
+// every candidate is connected and none needs repair, ErrNoBootstrapPeers
+// when there is no candidate at all, and ErrClosed after Close. Concurrent
+// calls each take the next candidate.
 func (b *Bootstrapper) Probe(ctx context.Context) error {
 	ctx, done, err := b.begin(ctx)
 	if err != nil {
@@ -202,23 +205,55 @@ func (b *Bootstrapper) Probe(ctx context.Context) error {
 	if n == 0 {
 		return fmt.Errorf("bootstrap: probe: %w: no bootstrap or backup peers", ErrNoBootstrapPeers)
 	}
-	i := (b.probeNext.Add(1) - 1) % n
-	var pi peer.AddrInfo
-	isBootstrap := i < uint64(len(b.peers))
-	if isBootstrap {
-		pi = b.peers[i]
-	} else {
-		pi = backup[i-uint64(len(b.peers))]
+	var inTable map[peer.ID]struct{} // read once, when first needed
+	nw := b.h.Network()
+	for tries := uint64(0); tries < n; tries++ {
+		i := (b.probeNext.Add(1) - 1) % n
+		var pi peer.AddrInfo
+		isBootstrap := i < uint64(len(b.peers))
+		if isBootstrap {
+			pi = b.peers[i]
+		} else {
+			pi = backup[i-uint64(len(b.peers))]
+		}
+		if nw.Connectedness(pi.ID) == network.Connected {
+			if inTable == nil {
+				inTable = make(map[peer.ID]struct{})
+				for _, p := range b.rt.RoutingTablePeers() {
+					inTable[p] = struct{}{}
+				}
+			}
+			if _, ok := inTable[pi.ID]; ok || !connectedLongerThan(nw, pi.ID, tableJoinWait) {
+				continue // no evidence to be had from it
+			}
+			logger.Warnw("peer connected but not in the routing table; closing and redialling it",
+				"peer", pi.ID, "bootstrap", isBootstrap, "after", tableJoinWait)
+			if err := nw.ClosePeer(pi.ID); err != nil {
+				logger.Debugw("closing connections", "peer", pi.ID, "err", err)
+			}
+		}
+		if err := b.h.ConnectOnce(ctx, pi); err != nil {
+			logger.Debugw("probe failed", "peer", pi.ID, "err", err)
+			return fmt.Errorf("bootstrap: probe %s: %w", pi.ID, err)
+		}
+		logger.Debugw("probe reached peer", "peer", pi.ID)
+		if isBootstrap {
+			b.protect(pi.ID)
+		}
+		return nil
 	}
-	if err := b.h.ConnectOnce(ctx, pi); err != nil {
-		logger.Debugw("probe failed", "peer", pi.ID, "err", err)
-		return fmt.Errorf("bootstrap: probe %s: %w", pi.ID, err)
+	return fmt.Errorf("bootstrap: probe: %w", ErrAllConnected)
+}
+
+// connectedLongerThan reports whether p's oldest open connection was opened
+// more than d ago.
+func connectedLongerThan(nw network.Network, p peer.ID, d time.Duration) bool {
+	for _, c := range nw.ConnsToPeer(p) {
+		if !c.IsClosed() && time.Since(c.Stat().Opened) > d {
+			return true
+		}
 	}
-	logger.Debugw("probe reached peer", "peer", pi.ID)
-	if isBootstrap {
-		b.protect(pi.ID)
-	}
-	return nil
+	return false
 }
 
 // SaveBackup saves the backup peers now: up to 20 peers of the routing

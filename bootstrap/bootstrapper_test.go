@@ -45,7 +45,6 @@ func TestNewErrors(t *testing.T) {
 		{"nil DHT", dh, DHT(nil), peers, nil, "rt must not be nil"},
 		{"nil option", dh, fakeTable{}, peers, []Option{WithMinPeers(2), nil}, "opts[1] is nil"},
 		{"min peers", dh, fakeTable{}, peers, []Option{WithMinPeers(0)}, "WithMinPeers(0)"},
-		{"concurrency", dh, fakeTable{}, peers, []Option{WithDialConcurrency(-1)}, "WithDialConcurrency(-1)"},
 		{"save interval", dh, fakeTable{}, peers, []Option{WithSaveInterval(0)}, "WithSaveInterval(0s)"},
 		{"backup file", dh, fakeTable{}, peers, []Option{WithBackupFile("")}, "WithBackupFile"},
 		{"retry config", dh, fakeTable{}, peers, []Option{WithRetryConfig(resilience.RetryConfig{BackoffMultiplier: 0.5})}, "WithRetryConfig"},
@@ -613,10 +612,10 @@ func TestRecoverEndsOnceTableFull(t *testing.T) {
 	}
 	n := testnet.NewNode(t)
 	dials := &dialCounter{}
-	h := wrap(t, n, dialer.WithMetricsTracer(dials))
+	h := wrap(t, n, dialer.WithMetricsTracer(dials), dialer.WithMaxConcurrentDials(1))
 	profile := resilience.RetryConfig{MaxAttempts: 5, InitialDelay: time.Hour, MaxDelay: time.Hour, BackoffMultiplier: 2}
 	b, err := New(h, connTable{h}, infos(down[0], live[0], down[5]),
-		WithBackupFile(path), WithRetryConfig(profile), WithMinPeers(len(live)), WithDialConcurrency(1))
+		WithBackupFile(path), WithRetryConfig(profile), WithMinPeers(len(live)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,9 @@
 // New(h, rt, peers, opts...) takes the host wrapped by package dialer (whose
 // retrying connect and trackers it uses), the DHT's routing table (DHT
 // adapts a kad-dht instance to the small RoutingTable interface) and the
-// bootstrap peers. Bootstrap dials them all concurrently (at most
-// WithDialConcurrency dials at once), protects each connected bootstrap peer in
+// bootstrap peers. Bootstrap dials them all concurrently (each a round of the
+// dialer's scheduler at bootstrap priority, admitted by the dialer's one
+// dial gate, dialer.WithMaxConcurrentDials), protects each connected bootstrap peer in
 // the host's connection manager under the tag "bootstrap" (ProtectTag) so
 // that connection trimming never drops it, dials the backup peers as soon
 // as a bootstrap peer fails, refreshes the routing table and waits until it

@@ -25,6 +25,11 @@ var (
 	// (resilience.ErrExhausted, a context error, ...).
 	ErrNoBootstrapPeers = errors.New("no bootstrap peer could be reached")
 
+	// ErrAllConnected is returned by Probe when every bootstrap and backup
+	// peer is already connected (and in the routing table): a dial to one of
+	// them would prove nothing about the network, so none is made.
+	ErrAllConnected = errors.New("every bootstrap and backup peer is connected")
+
 	// ErrClosed is returned by Bootstrap, Recover and Probe once Close has
 	// been called, and is the cause with which Close ends calls still
 	// running.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
@@ -71,15 +72,14 @@ type outcome struct {
 
 // Bootstrap joins the DHT:
 //
-//  1. It dials every bootstrap peer concurrently through the dialer's
-//     retrying connect with the retry profile (WithRetryConfig; default
-//     resilience.ForDHTBootstrap), at most WithDialConcurrency dials at
-//     once (a slot per dial, not per retry round: a peer waiting for its
-//     next attempt holds none, and an already connected peer needs none).
-//     Each peer's retry tracker is reset first unless an attempt is in
-//     flight (Connecting) or the peer is Connected, so that peers left
-//     Failed or Exhausted by earlier rounds, or Retrying by probes, get a
-//     whole round.
+//  1. It dials every bootstrap peer concurrently, each a retry round of
+//     the dialer's scheduler (dialer.Host.Dial) with the retry profile
+//     (WithRetryConfig; default resilience.ForDHTBootstrap) at bootstrap
+//     priority: the scheduler admits each dial through the dialer's one
+//     dial gate, gives peers left Failed or Exhausted by earlier rounds a
+//     whole new round, and reports how many dials the round made. A round
+//     of the peer already waiting out its backoff is joined and dials at
+//     once.
 //  2. Each connected bootstrap peer is protected in the host's connection
 //     manager under ProtectTag ("bootstrap").
 //  3. As soon as a bootstrap peer's round fails, or the profile's
@@ -87,8 +87,8 @@ type outcome struct {
 //     backup peers are dialled the same way (not protected). With no
 //     bootstrap peers configured they are dialled at once.
 //  4. With the first connection it triggers a routing-table refresh, and
-//     another after later connections while the table holds fewer than
-//     WithMinPeers peers.
+//     another after later connections while fewer than WithMinPeers
+//     routing-table peers are connected (the health monitor's measure).
 //
 // It returns when every round has ended (connected or given up) and the
 // table holds at least MinPeers peers or the last refresh has ended — or
@@ -106,12 +106,12 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) (Result, error) {
 }
 
 // Recover is the recovery hook of package healthmon (its Recoverer, with
-// Probe): it resets the retry trackers of the bootstrap and backup peers
-// (so that Exhausted and Failed peers are tried again), dials bootstrap
-// and backup peers at once, concurrently, with the retry profile, protects
-// the connected bootstrap peers and refreshes the routing table, waiting
-// as Bootstrap does — except that once a peer was reached and the routing
-// table holds MinPeers peers, its job is done: it ends the retry rounds
+// Probe): it dials bootstrap and backup peers at once, concurrently, with
+// the retry profile (Exhausted and Failed peers get a new round; rounds
+// waiting out their backoff dial now), protects the connected bootstrap
+// peers and refreshes the routing table, waiting as Bootstrap does —
+// except that once a peer was reached and MinPeers routing-table peers are
+// connected (the monitor's measure of health), its job is done: it ends the retry rounds
 // still running (peers still unreachable, typically stale backup peers,
 // would otherwise keep it waiting for their whole rounds) and returns. It
 // returns nil when at least one peer was reached, ErrNoBootstrapPeers
@@ -216,16 +216,17 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 	}
 	for {
 		size := b.rt.RoutingTableSize()
-		if recovering && !dialsStopped && anyConnected && size >= minPeers {
+		healthy := b.connectedTablePeers()
+		if recovering && !dialsStopped && anyConnected && healthy >= minPeers {
 			dialsStopped = true
 			if roundsLeft > 0 {
-				logger.Debugw("routing table holds MinPeers; ending the remaining rounds", "op", op, "size", size, "rounds_left", roundsLeft)
+				logger.Debugw("MinPeers routing-table peers connected; ending the remaining rounds", "op", op, "connected", healthy, "rounds_left", roundsLeft)
 			}
 			stopDials(errRecovered)
 		}
 		if ctxDone != nil && pending && refreshCh == nil && (size > 0 || time.Since(lastConn) >= tableJoinWait) {
 			pending = false
-			if refreshes == 0 || size < minPeers {
+			if refreshes == 0 || healthy < minPeers {
 				refreshes++
 				logger.Debugw("refreshing routing table", "op", op, "size", size)
 				refreshCh = b.rt.RefreshRoutingTable()
@@ -234,7 +235,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 		// Done with the table once a refresh has run and the table is full
 		// (no further refresh would start), or when the last refresh ended
 		// and no connection since asks for another.
-		tableDone := refreshes > 0 && size >= minPeers || !pending && refreshCh == nil
+		tableDone := refreshes > 0 && healthy >= minPeers || !pending && refreshCh == nil
 		if roundsLeft == 0 && (ctxDone == nil || tableDone) {
 			break
 		}
@@ -277,45 +278,38 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 		logger.Warnw("no bootstrap or backup peer reached", "op", op, "failed", len(res.Failed), "elapsed", elapsed)
 		return res, fmt.Errorf("bootstrap: %s: %w: %w", op, ErrNoBootstrapPeers, errors.Join(causes...))
 	}
-	logger.Infow("joined the DHT", "op", op, "connected", len(res.Connected), "failed", len(res.Failed),
-		"table_size", res.TableSize, "min_peers", minPeers, "elapsed", elapsed)
+	if res.TableSize == 0 {
+		// Connected, yet nobody entered the table: the node has not joined.
+		logger.Warnw("reached bootstrap or backup peers but the routing table is empty: they may speak no DHT protocol "+
+			"this node runs (e.g. an Amino-only peer and a LAN-only DHT, or the reverse), or the DHT's address filter "+
+			"drops their addresses (loopback or private addresses on a WAN DHT)",
+			"op", op, "connected", len(res.Connected), "elapsed", elapsed)
+	} else {
+		logger.Infow("joined the DHT", "op", op, "connected", len(res.Connected), "failed", len(res.Failed),
+			"table_size", res.TableSize, "table_connected", b.connectedTablePeers(), "min_peers", minPeers, "elapsed", elapsed)
+	}
 	b.requestSave()
 	return res, nil
 }
 
-// dial runs one peer's retry round through the dialer, each dial in a slot
-// of b.sem, and counts the attempts it recorded in the peer's tracker.
+// dial runs one peer's retry round through the dialer's scheduler at
+// bootstrap priority; a round of the peer already waiting out its backoff is
+// joined and told to dial at once.
 func (b *Bootstrapper) dial(ctx context.Context, t target) outcome {
-	mgr := b.h.Manager()
-	id := dialer.TrackerID(t.pi.ID)
-	var before uint32
-	mgr.Modify(id, func(tr *resilience.ConnectionTracker) {
-		// A fresh count for a fresh round: Failed and Exhausted peers are
-		// tried again, and a Retrying tracker (left by probes, or by a
-		// round in its backoff that this call then joins) starts over. An
-		// attempt in flight (Connecting) is left alone.
-		if tr.State != resilience.Connecting && tr.State != resilience.Connected {
-			tr.Reset()
+	dials, err := b.h.Dial(ctx, t.pi, dialer.WithRoundConfig(b.cfg.retry),
+		dialer.WithPriority(resilience.PriorityBootstrap), dialer.Immediately())
+	return outcome{target: t, attempts: dials, err: err}
+}
+
+// connectedTablePeers is the monitor's measure of health: routing-table peers
+// that are connected.
+func (b *Bootstrapper) connectedTablePeers() int {
+	n := 0
+	nw := b.h.Network()
+	for _, p := range b.rt.RoutingTablePeers() {
+		if nw.Connectedness(p) == network.Connected {
+			n++
 		}
-		before = tr.AttemptCount
-	})
-	// The round keeps its attempt count on success so that it can be
-	// reported; the profile's ResetOnSuccess is applied afterwards.
-	roundCfg := b.cfg.retry
-	roundCfg.ResetOnSuccess = false
-	err := b.h.ConnectLimited(ctx, t.pi, roundCfg, b.sem)
-	var attempts uint32
-	mgr.Modify(id, func(tr *resilience.ConnectionTracker) {
-		attempts = tr.AttemptCount
-		if attempts >= before {
-			attempts -= before
-		}
-		if tr.Config == roundCfg {
-			tr.Config = b.cfg.retry
-			if tr.State == resilience.Connected && b.cfg.retry.ResetOnSuccess {
-				tr.AttemptCount = 0
-			}
-		}
-	})
-	return outcome{target: t, attempts: attempts, err: err}
+	}
+	return n
 }

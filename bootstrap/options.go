@@ -12,9 +12,6 @@ const (
 	// DefaultMinPeers is the routing-table size Bootstrap and Recover wait
 	// for (WithMinPeers).
 	DefaultMinPeers = 4
-	// DefaultDialConcurrency bounds the dials a Bootstrapper has in flight
-	// at once (WithDialConcurrency).
-	DefaultDialConcurrency = 8
 	// DefaultSaveInterval is how often the backup peers are saved
 	// (WithSaveInterval); kubo saves hourly too.
 	DefaultSaveInterval = time.Hour
@@ -31,7 +28,6 @@ type config struct {
 	minPeers        int
 	retry           resilience.RetryConfig
 	backupFile      string
-	dialConcurrency int
 	saveInterval    time.Duration
 }
 
@@ -39,7 +35,6 @@ func defaultConfig() config {
 	return config{
 		minPeers:        DefaultMinPeers,
 		retry:           resilience.ForDHTBootstrap(),
-		dialConcurrency: DefaultDialConcurrency,
 		saveInterval:    DefaultSaveInterval,
 	}
 }
@@ -87,22 +82,6 @@ func WithBackupFile(path string) Option {
 			return fmt.Errorf("bootstrap: WithBackupFile: path must not be empty")
 		}
 		c.backupFile = path
-		return nil
-	}
-}
-
-// WithDialConcurrency bounds how many dials a Bootstrapper has in flight
-// at once, shared by concurrent Bootstrap and Recover calls; further dials
-// wait for a slot. A slot is taken per dial, not per retry round: a peer
-// waiting for its next attempt holds none, so unreachable peers cannot
-// keep reachable ones waiting for whole rounds. Probe's single dial takes
-// no slot. Default: DefaultDialConcurrency (8). Must be >= 1.
-func WithDialConcurrency(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("bootstrap: WithDialConcurrency(%d): n must be >= 1", n)
-		}
-		c.dialConcurrency = n
 		return nil
 	}
 }

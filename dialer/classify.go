@@ -35,10 +35,14 @@ const (
 	// libp2p (the swarm's dial timeout) while the caller's context is live is
 	// treated as transient by Host.
 	ClassCanceled
+	// ClassRateLimited: the resource manager's connection rate limit refused
+	// the dial ("rate limit exceeded") before anything reached the peer. Not a
+	// failure of the peer: the Host waits for the limit and dials again.
+	ClassRateLimited
 	classCount
 )
 
-var classNames = [...]string{"none", "transient", "permanent", "dial_backoff", "canceled"}
+var classNames = [...]string{"none", "transient", "permanent", "dial_backoff", "canceled", "rate_limited"}
 
 // String returns the class name, also used as a metrics label value.
 func (c ErrorClass) String() string {
@@ -93,17 +97,21 @@ func classifyDialError(de *swarm.DialError) ErrorClass {
 	if de.Skipped > 0 {
 		return ClassTransient // errors we cannot see: assume one of them was transient
 	}
-	backoff := false
+	backoff, limited := false, false
 	for i := range de.DialErrors {
 		switch classifyCause(de.DialErrors[i].Cause) {
 		case ClassPermanent:
 		case ClassDialBackoff:
 			backoff = true
+		case ClassRateLimited:
+			limited = true
 		default: // transient, or a per-address dial timeout
 			return ClassTransient
 		}
 	}
 	switch {
+	case limited:
+		return ClassRateLimited // no address was really tried but refused ones
 	case backoff:
 		return ClassDialBackoff
 	case len(de.DialErrors) == 0 && !errors.Is(de.Cause, swarm.ErrNoGoodAddresses):
@@ -124,12 +132,18 @@ func classifyCause(err error) ErrorClass {
 		return ClassCanceled
 	case errors.Is(err, swarm.ErrDialBackoff):
 		return ClassDialBackoff
+	case strings.Contains(err.Error(), rateLimitExceeded):
+		return ClassRateLimited
 	case isPermanentCause(err):
 		return ClassPermanent
 	default:
 		return ClassTransient
 	}
 }
+
+// rateLimitExceeded is the error text of go-libp2p's resource manager when its
+// connection rate limit refuses a connection (it has no sentinel).
+const rateLimitExceeded = "rate limit exceeded"
 
 var permanentSentinels = [...]error{
 	swarm.ErrDialToSelf,

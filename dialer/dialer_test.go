@@ -3,7 +3,6 @@ package dialer_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -514,17 +513,17 @@ func TestCloseEndsConnectOnce(t *testing.T) {
 	}
 }
 
-// TestConnectLimitedTakesASlotPerDial: each dial of a ConnectLimited round holds
-// a slot while it dials, not while the round waits for its next attempt.
-func TestConnectLimitedTakesASlotPerDial(t *testing.T) {
+// TestDialGateTakesASlotPerDial: the Host's one dial gate (here one slot) is
+// held by a dial while it dials, not by a round while it waits for its next
+// attempt, and a dial's slot is freed when its caller gives up.
+func TestDialGateTakesASlotPerDial(t *testing.T) {
 	raw := newRawHost(t, &countingGater{}, longDialTimeouts()...)
-	h, err := dialer.Wrap(raw)
+	h, err := dialer.Wrap(raw, dialer.WithMaxConcurrentDials(1))
 	if err != nil {
 		_ = raw.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
-	slots := make(chan struct{}, 1)
 
 	// A down peer: its round fails its first attempt and waits an hour.
 	down := testnet.NewNode(t)
@@ -533,42 +532,42 @@ func TestConnectLimitedTakesASlotPerDial(t *testing.T) {
 	defer cancelDown()
 	downDone := make(chan error, 1)
 	go func() {
-		downDone <- h.ConnectLimited(downCtx, down.AddrInfo(), profile(3, time.Hour, time.Hour), slots)
+		downDone <- h.ConnectWithConfig(downCtx, down.AddrInfo(), profile(3, time.Hour, time.Hour))
 	}()
 	waitFor(t, "the down peer's round to wait for its second attempt", func() bool {
 		return tracker(h, down.ID()).State == resilience.Retrying
 	})
-	waitFor(t, "the slot to be freed while the round waits between attempts", func() bool { return len(slots) == 0 })
 	// So another peer gets the only slot.
 	live := testnet.NewNode(t)
-	if err := h.ConnectLimited(ctxTimeout(t), live.AddrInfo(), fastProfile(), slots); err != nil {
-		t.Fatalf("ConnectLimited of a live peer while a down peer's round waits: %v", err)
+	if err := h.ConnectWithConfig(ctxTimeout(t), live.AddrInfo(), fastProfile()); err != nil {
+		t.Fatalf("Connect of a live peer while a down peer's round waits: %v", err)
 	}
 
-	// A dial in flight holds its slot until it ends.
+	// A dial in flight holds the slot until it ends: a second peer waits.
 	stall := newStallingPeer(t)
 	stallCtx, cancelStall := context.WithCancel(network.WithDialPeerTimeout(context.Background(), time.Hour))
 	defer cancelStall()
 	stallDone := make(chan error, 1)
-	go func() { stallDone <- h.ConnectLimited(stallCtx, stall.pi, fastProfile(), slots) }()
+	go func() { stallDone <- h.ConnectWithConfig(stallCtx, stall.pi, fastProfile()) }()
 	stall.waitAccepted(t)
-	if n := len(slots); n != 1 {
-		t.Fatalf("%d slots held during a dial, want 1", n)
+	other := testnet.NewNode(t)
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- h.ConnectWithConfig(ctxTimeout(t), other.AddrInfo(), fastProfile()) }()
+	select {
+	case err := <-otherDone:
+		t.Fatalf("a second dial went through while the only slot was held: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 	cancelStall()
 	if err := <-stallDone; !errors.Is(err, context.Canceled) {
-		t.Fatalf("ConnectLimited whose ctx was cancelled = %v, want context.Canceled", err)
+		t.Fatalf("Connect whose ctx was cancelled = %v, want context.Canceled", err)
+	}
+	if err := <-otherDone; err != nil {
+		t.Fatalf("Connect waiting for the slot: %v", err)
 	}
 	cancelDown()
 	if err := <-downDone; !errors.Is(err, context.Canceled) {
-		t.Fatalf("ConnectLimited of the down peer = %v, want context.Canceled", err)
-	}
-	waitFor(t, "the slot to be freed", func() bool { return len(slots) == 0 })
-
-	for _, bad := range []chan struct{}{nil, make(chan struct{})} {
-		if err := h.ConnectLimited(ctxTimeout(t), live.AddrInfo(), fastProfile(), bad); err == nil || !strings.Contains(err.Error(), "slots") {
-			t.Errorf("ConnectLimited with slots of capacity 0 = %v, want an error naming slots", err)
-		}
+		t.Fatalf("Connect of the down peer = %v, want context.Canceled", err)
 	}
 }
 
@@ -624,7 +623,9 @@ func TestWrapRejectsBadOptions(t *testing.T) {
 		{"invalid default config", dialer.WithDefaultConfig(bad)},
 		{"invalid bootstrap config", dialer.WithBootstrapConfig(bad)},
 		{"empty bootstrap peer", dialer.WithBootstrapPeers("")},
-		{"zero max reconnects", dialer.WithMaxReconnects(0)},
+		{"zero max concurrent dials", dialer.WithMaxConcurrentDials(0)},
+		{"negative IP dial rate", dialer.WithIPDialLimit(-1, 1)},
+		{"zero IP dial burst", dialer.WithIPDialLimit(1, 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := newRawHost(t, &countingGater{})

@@ -37,16 +37,18 @@ type Host struct {
 	backoff *swarm.DialBackoff // nil when the network is not a *swarm.Swarm
 	notif   *notifiee
 	events  *notifier
-	sem     chan struct{} // slots for keep-alive reconnect dials
+	gate    *resilience.PriorityGate // admits every dial of the Host
+	ipLimit *ipLimiter               // nil: off
+	wake    chan struct{}            // capacity 1: WakeRounds asked for by the notifiee
 	keys    *keyCache
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // flights, ConnectOnce calls and keep-alive goroutines
+	wg     sync.WaitGroup // dial workers, keep-alive goroutines and the wake loop
 
 	mu        sync.Mutex // guards the fields below; never held across I/O
 	closed    bool
-	flights   map[peer.ID]*flight
+	peers     map[peer.ID]*peerDials // the scheduler: one worker per peer with work
 	profiles  map[peer.ID]resilience.RetryConfig
 	bootstrap map[peer.ID]struct{}
 	// kept is replaced (copy on write, under mu) and read without a lock by the
@@ -91,16 +93,22 @@ func Wrap(h host.Host, opts ...Option) (*Host, error) {
 			return nil, fmt.Errorf("dialer: Wrap: EvtConnectRetry emitter: %w", err)
 		}
 	}
+	gate, err := resilience.NewPriorityGate(cfg.maxDials)
+	if err != nil {
+		return nil, fmt.Errorf("dialer: Wrap: %w", err) // cannot happen: validated by the option
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	dh := &Host{
 		inner:     h,
 		cfg:       cfg,
 		mgr:       mgr,
-		sem:       make(chan struct{}, cfg.maxReconnects),
+		gate:      gate,
+		ipLimit:   newIPLimiter(cfg.ipDialRate, cfg.ipDialBurst),
+		wake:      make(chan struct{}, 1),
 		keys:      newKeyCache(),
 		ctx:       ctx,
 		cancel:    cancel,
-		flights:   make(map[peer.ID]*flight),
+		peers:     make(map[peer.ID]*peerDials),
 		profiles:  make(map[peer.ID]resilience.RetryConfig),
 		bootstrap: make(map[peer.ID]struct{}, len(cfg.bootstrapPeers)),
 	}
@@ -114,11 +122,18 @@ func Wrap(h host.Host, opts ...Option) (*Host, error) {
 	dh.events = newNotifier(cfg.onRetry, emitter, cfg.tracer)
 	dh.notif = &notifiee{h: dh}
 	h.Network().Notify(dh.notif)
-	for _, p := range h.Network().Peers() {
-		if h.Network().Connectedness(p) == network.Connected {
-			mgr.Modify(dh.keys.key(p), markConnected)
-		}
+	nw := h.Network()
+	for _, p := range nw.Peers() {
+		// Read under the tracker's lock, as the notifiee does: a disconnect
+		// in between must not leave a stale Connected tracker behind.
+		mgr.Modify(dh.keys.key(p), func(t *resilience.ConnectionTracker) {
+			if nw.Connectedness(p) == network.Connected {
+				markConnected(t)
+			}
+		})
 	}
+	dh.wg.Add(1)
+	go dh.wakeLoop()
 	return dh, nil
 }
 
@@ -189,16 +204,19 @@ func (h *Host) profileLocked(id peer.ID) resilience.RetryConfig {
 //   - already connected: returns nil at once (like the wrapped host's Connect,
 //     a limited connection counts only with network.WithAllowLimitedConn, and
 //     network.WithForceDirectDial always dials);
-//   - otherwise the attempts run through resilience.RetryTracked on the peer's
-//     tracker. A tracker left Failed, Exhausted or Retrying by an earlier round is
-//     Reset first: a new caller asks for a new round;
-//   - concurrent calls for one peer share one round (singleflight): n callers
-//     cause at most MaxAttempts dials, not n times as many. Every caller's
-//     addresses are used from the next attempt on; the first caller's profile and
-//     context values (network.With... options) apply to the round. Each caller's
-//     ctx is honoured: a caller whose ctx ends returns at once with
-//     context.Cause(ctx) (joined with the peer's last dial error); the round goes
-//     on while any caller waits and stops when the last one left;
+//   - otherwise the request goes to the peer's dial scheduler (see Dial), which
+//     runs one retry round (resilience.RetryTracked on the peer's tracker) for
+//     every caller: n concurrent callers cause at most MaxAttempts dials, not n
+//     times as many. A tracker left Failed, Exhausted or Retrying by an earlier
+//     round starts over. Every caller's addresses are used from the next dial
+//     on; the first caller's profile and context values (network.With...
+//     options) apply to the round. Each caller's ctx is honoured: a caller
+//     whose ctx ends returns at once with context.Cause(ctx) (joined with the
+//     peer's last dial error); the round goes on while anyone waits;
+//   - each dial takes a slot of the Host's dial gate (WithMaxConcurrentDials)
+//     at the request's priority, and waits for room under the per-IP
+//     connection rate limit (WithIPDialLimit); a refusal by that limit is not
+//     counted against the peer;
 //   - before each dial the swarm's dial backoff for the peer is cleared,
 //     deliberately: the profile already spaced the attempts, and the swarm's
 //     backoff (5 s and more, set by the previous failure) would otherwise turn the
@@ -209,89 +227,40 @@ func (h *Host) profileLocked(id peer.ID) resilience.RetryConfig {
 //     MaxAttempts failures the error matches resilience.ErrExhausted and the last
 //     dial error.
 func (h *Host) Connect(ctx context.Context, pi peer.AddrInfo) error {
-	return h.connect(ctx, pi, nil, nil)
+	_, err := h.request(ctx, pi, request{prio: h.defaultPriority(pi.ID)}, "Connect")
+	return err
 }
 
 // ConnectWithConfig is Connect with cfg as the profile of the round it starts
-// (the peer's profile is unchanged; its tracker enforces cfg until the next round
-// sets another). A call that joins a round already running uses that round's
-// profile.
+// (the peer's profile is unchanged). A call that joins a round already running
+// uses that round's profile.
 func (h *Host) ConnectWithConfig(ctx context.Context, pi peer.AddrInfo, cfg resilience.RetryConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("dialer: ConnectWithConfig: cfg: %w", err)
 	}
-	return h.connect(ctx, pi, &cfg, nil)
+	_, err := h.request(ctx, pi, request{cfg: &cfg, prio: h.defaultPriority(pi.ID)}, "ConnectWithConfig")
+	return err
 }
 
-// ConnectLimited is ConnectWithConfig whose dials each take a slot of slots
-// first: slots is a counting semaphore (a send takes a slot, a receive frees it,
-// its capacity is the bound), so callers sharing it have at most cap(slots) dials
-// in flight between them. A slot is held for one dial only, not while the round
-// waits for its next attempt, so peers that keep failing do not hold slots other
-// peers wait for; an attempt is recorded in the tracker once it has its slot. An
-// already connected peer needs no slot. The slots apply to a round this call
-// starts (for as long as it runs); a call that joins a running round uses that
-// round's (none for Connect and ConnectWithConfig rounds). slots must be a
-// buffered channel, and the caller must not hold its slots while it waits for
-// this call.
-func (h *Host) ConnectLimited(ctx context.Context, pi peer.AddrInfo, cfg resilience.RetryConfig, slots chan struct{}) error {
-	if cap(slots) == 0 {
-		return errors.New("dialer: ConnectLimited: slots must be a buffered channel (nil or unbuffered given)")
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("dialer: ConnectLimited: cfg: %w", err)
-	}
-	return h.connect(ctx, pi, &cfg, slots)
-}
-
-// ConnectOnce makes exactly one dial to pi (none if already connected), records
-// it in the peer's tracker and returns its error, marked with resilience.Permanent
-// if Classify says so. It is meant for health probes, whose caller schedules the
-// next probe:
+// ConnectOnce is a probe: it returns the result of one dial to pi (none if
+// already connected), marked with resilience.Permanent if Classify says so.
+// Its caller schedules the next probe:
 //
-//   - it clears the swarm's dial backoff for the peer first, deliberately, so the
-//     probe really dials;
-//   - the tracker is updated as RecordAttempt and RecordSuccess / RecordFailure
-//     do: a success moves any state to Connected; a failure leaves it Retrying
-//     while attempts remain, Exhausted when they are used up, Failed if permanent.
-//     It is not Reset, and an existing tracker keeps its config (a new one gets
-//     the peer's profile);
-//   - it does not join a Connect round in progress (the swarm merges concurrent
-//     dials to one peer); its attempt counts in that round's tracker;
+//   - a round of the peer that waits out its backoff is woken and its next dial
+//     is the probe's (the scheduler never dials one peer twice at once); with no
+//     round running the probe makes its own dial, which clears the swarm's dial
+//     backoff first so that it really dials;
+//   - a probe of its own is recorded in the peer's tracker but schedules
+//     nothing: a failure leaves it Idle (or Failed, Exhausted), never Retrying.
+//     An existing tracker keeps its config (a new one gets the peer's profile);
+//   - a successful probe is evidence that the network works: it wakes every
+//     round waiting out its backoff (WakeRounds);
 //   - Close ends a dial in flight and waits for it: the call returns ErrClosed
 //     (joined with the dial's error) and the attempt is recorded as canceled, not
-//     as a failure of the peer (RecordCanceled), as when ctx ends.
+//     as a failure of the peer, as when ctx ends.
 func (h *Host) ConnectOnce(ctx context.Context, pi peer.AddrInfo) error {
-	if err := h.precheck(ctx, pi, "ConnectOnce"); err != nil {
-		return err
-	}
-	ctx, done, err := h.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if h.connectedFor(ctx, pi.ID) {
-		return h.inner.Connect(ctx, pi)
-	}
-	h.addAddrs(pi)
-	id := h.keys.key(pi.ID)
-	// A new tracker gets the peer's profile; an existing one keeps its config.
-	if _, err := h.mgr.GetOrCreateWithConfig(id, h.Profile(pi.ID)); err != nil {
-		return err // cannot happen: profiles are validated when set
-	}
-	h.mgr.RecordAttempt(id)
-	err = h.dial(ctx, pi)
-	switch {
-	case err == nil:
-		h.mgr.RecordSuccess(id)
-		return nil
-	case ctx.Err() != nil:
-		h.mgr.RecordCanceled(id)
-		return errors.Join(context.Cause(ctx), err)
-	default:
-		h.mgr.RecordFailure(id, err)
-		return err
-	}
+	_, err := h.request(ctx, pi, request{probe: true, prio: h.defaultPriority(pi.ID)}, "ConnectOnce")
+	return err
 }
 
 // NewStream opens a stream to p like the wrapped host, but a missing connection
@@ -306,46 +275,22 @@ func (h *Host) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (n
 	return h.inner.NewStream(ctx, p, pids...)
 }
 
-// Close stops every retry round, ConnectOnce dial and reconnect goroutine
-// (waiting for them), unregisters the notifiee, stops retry notifications and
-// then closes the wrapped host. Rounds and ConnectOnce calls still running end
-// with ErrClosed. Close is idempotent and returns the wrapped host's Close error
-// every time.
+// Close stops every retry round, probe and reconnect goroutine (waiting for
+// them), unregisters the notifiee, stops retry notifications and then closes
+// the wrapped host. Calls still waiting end with ErrClosed. Close is idempotent
+// and returns the wrapped host's Close error every time.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
 		h.closed = true
-		for _, f := range h.flights {
-			f.cancel(ErrClosed)
-		}
 		h.mu.Unlock()
-		h.cancel(ErrClosed) // keep-alive goroutines and ConnectOnce calls
+		h.cancel(ErrClosed) // runs, keep-alive goroutines and the wake loop
 		h.inner.Network().StopNotify(h.notif)
 		h.wg.Wait()
 		h.events.close()
 		h.closeErr = h.inner.Close()
 	})
 	return h.closeErr
-}
-
-// begin registers a call that Close must end and wait for: it fails with
-// ErrClosed after Close, and returns a ctx that also ends (with cause ErrClosed)
-// when Close is called, and the func that ends the call.
-func (h *Host) begin(ctx context.Context) (context.Context, func(), error) {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, nil, ErrClosed
-	}
-	h.wg.Add(1)
-	h.mu.Unlock()
-	cctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(h.ctx, func() { cancel(ErrClosed) })
-	return cctx, func() {
-		stop()
-		cancel(nil)
-		h.wg.Done()
-	}, nil
 }
 
 func (h *Host) precheck(ctx context.Context, pi peer.AddrInfo, op string) error {
@@ -382,28 +327,17 @@ func (h *Host) addAddrs(pi peer.AddrInfo) {
 	}
 }
 
-// prepareTracker gives id's tracker the round's profile cfg and clears what an
-// earlier round that did not connect left behind.
-func (h *Host) prepareTracker(id peer.ID, cfg resilience.RetryConfig) {
-	h.mgr.Modify(h.keys.key(id), func(t *resilience.ConnectionTracker) {
-		t.Config = cfg
-		if leftByFailedRound(t) {
-			t.Reset()
+// wakeLoop runs WakeRounds when the notifiee asks for it (an inbound
+// connection: evidence that the network is back).
+func (h *Host) wakeLoop() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.wake:
+			h.WakeRounds()
 		}
-	})
-}
-
-// leftByFailedRound reports whether t is what a round that did not connect leaves
-// behind: Failed, Exhausted, Retrying, or Idle with failures (a round whose
-// callers all left; RetryTracked records that as a cancel).
-func leftByFailedRound(t *resilience.ConnectionTracker) bool {
-	switch t.State {
-	case resilience.Failed, resilience.Exhausted, resilience.Retrying:
-		return true
-	case resilience.Idle:
-		return t.ConsecutiveFailures > 0
-	default:
-		return false
 	}
 }
 

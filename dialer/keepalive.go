@@ -12,6 +12,15 @@ import (
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
+// roundGap is the wait between two reconnect rounds of a kept peer: the
+// profile's MaxDelay, spread by ±JitterFactor/2 whatever its jitter strategy
+// (full or decorrelated jitter would make it anything from 0 or InitialDelay
+// up), and at least minRoundGap.
+func roundGap(cfg resilience.RetryConfig) time.Duration {
+	cfg.Jitter = resilience.JitterProportional
+	return max(cfg.Delay(math.MaxUint32, 0), minRoundGap)
+}
+
 // minRoundGap is the least time between two reconnect rounds of a kept peer, so
 // a profile with MaxDelay 0 cannot make the Host spin.
 const minRoundGap = 100 * time.Millisecond
@@ -41,12 +50,12 @@ func (kp *keptPeer) signal() {
 // needed, and whenever the peer's last connection closes, a goroutine owned by
 // the Host reconnects it with the peer's profile (see Profile). When a round ends
 // without a connection (exhausted or permanent error), a new round starts after
-// the profile's MaxDelay (jittered as the profile says, at least 100ms), until
+// the profile's MaxDelay (± JitterFactor/2, at least 100ms), until
 // Forget(pi.ID) or Close. If a connection the goroutine made dies within the
 // profile's MaxDelay (a peer that accepts and then drops us), the next reconnect
 // waits like a retry, growing with each such flap in a row, instead of starting
-// at once. Reconnect dials in flight are bounded by
-// WithMaxReconnects. Calling it again for a kept peer adds pi.Addrs to the
+// at once. Reconnect dials have resilience.PriorityKept at the Host's dial gate
+// (below bootstrap peers, above everything else). Calling it again for a kept peer adds pi.Addrs to the
 // addresses used. An empty pi.ID is logged and ignored; after Close it does
 // nothing.
 func (h *Host) KeepConnected(pi peer.AddrInfo) {
@@ -127,7 +136,7 @@ func (h *Host) reconnect(kp *keptPeer) {
 		h.mu.Lock()
 		pi := peer.AddrInfo{ID: kp.id, Addrs: kp.addrs}
 		h.mu.Unlock()
-		err := h.connect(kp.ctx, pi, nil, h.sem)
+		_, err := h.request(kp.ctx, pi, request{prio: resilience.PriorityKept}, "KeepConnected")
 		if err == nil || (kp.ctx.Err() == nil && h.connected(kp.id)) {
 			kp.lastUp = time.Now()
 			log.Debugw("kept peer reconnected", "peer", kp.id)
@@ -142,7 +151,7 @@ func (h *Host) reconnect(kp *keptPeer) {
 		if h.cfg.tracer != nil {
 			h.cfg.tracer.ReconnectRoundFailed()
 		}
-		wait := max(h.Profile(kp.id).Delay(math.MaxUint32, 0), minRoundGap)
+		wait := roundGap(h.Profile(kp.id))
 		log.Debugw("reconnect round failed", "peer", kp.id, "err", err, "next_round_in", wait)
 		if resilience.Sleep(kp.ctx, wait) != nil {
 			return

@@ -57,8 +57,8 @@ func TestMetricsTracer(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got[name], v)
 		}
 	}
-	if n := series["libp2p_resilience_dialer_dials_total"]; n != 5 {
-		t.Errorf("dials_total has %d series, want one per class (5)", n)
+	if n := series["libp2p_resilience_dialer_dials_total"]; n != 6 {
+		t.Errorf("dials_total has %d series, want one per class (6)", n)
 	}
 
 	if allocs := testing.AllocsPerRun(100, func() {

@@ -31,6 +31,12 @@ func (n *notifiee) Connected(_ network.Network, c network.Conn) {
 		return
 	}
 	n.h.mgr.Modify(n.h.keys.key(c.RemotePeer()), markConnected)
+	if c.Stat().Direction == network.DirInbound {
+		select { // a peer reached us: rounds waiting out their backoff dial now
+		case n.h.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Disconnected moves the peer's tracker from Connected to Idle when its last

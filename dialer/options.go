@@ -3,6 +3,7 @@ package dialer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -10,9 +11,9 @@ import (
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
-// DefaultMaxReconnects is the default bound on keep-alive reconnect dials in
-// flight at once (WithMaxReconnects).
-const DefaultMaxReconnects = 8
+// DefaultMaxConcurrentDials is the default bound on the Host's dials in flight
+// at once (WithMaxConcurrentDials).
+const DefaultMaxConcurrentDials = 16
 
 // RetryEventBuffer is how many retry notifications (WithOnRetry,
 // EvtConnectRetry) may wait for a slow consumer before new ones are dropped.
@@ -29,7 +30,9 @@ type config struct {
 	tracer          MetricsTracer
 	retryTracer     resilience.MetricsTracer
 	retryOptions    func(id peer.ID) []resilience.RetryOption
-	maxReconnects   int
+	maxDials        int
+	ipDialRate      float64
+	ipDialBurst     int
 	onRetry         func(id peer.ID, attempt uint32, err error, delay time.Duration)
 	emitRetryEvents bool
 }
@@ -38,7 +41,9 @@ func defaultConfig() config {
 	return config{
 		defaultCfg:      resilience.ForDHTPeer(),
 		bootstrapCfg:    resilience.ForDHTBootstrap(),
-		maxReconnects:   DefaultMaxReconnects,
+		maxDials:        DefaultMaxConcurrentDials,
+		ipDialRate:      DefaultIPDialRate,
+		ipDialBurst:     DefaultIPDialBurst,
 		emitRetryEvents: true,
 	}
 }
@@ -140,15 +145,42 @@ func WithRetryOptions(fn func(id peer.ID) []resilience.RetryOption) Option {
 	}
 }
 
-// WithMaxReconnects bounds how many keep-alive reconnect dials (KeepConnected)
-// may be in flight at once; further reconnects wait for a slot. It does not limit
-// Connect calls. Default: DefaultMaxReconnects (8). Must be >= 1.
-func WithMaxReconnects(n int) Option {
+// WithMaxConcurrentDials bounds how many dials the Host makes at once, across
+// every peer and every kind of request (rounds, probes, keep-alive, bootstrap);
+// further dials wait for a slot, highest priority first (bootstrap peers, then
+// kept peers, then DHT peers, then the rest; see WithPriority). A round waiting
+// for its next attempt holds no slot. Default: DefaultMaxConcurrentDials (16).
+// Must be >= 1.
+func WithMaxConcurrentDials(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("dialer: WithMaxReconnects(%d): n must be >= 1", n)
+			return fmt.Errorf("dialer: WithMaxConcurrentDials(%d): n must be >= 1", n)
 		}
-		c.maxReconnects = n
+		c.maxDials = n
+		return nil
+	}
+}
+
+// WithIPDialLimit sets the per-IP connection rate the Host keeps its dials
+// under: perSecond connections per second with a burst of burst, per IPv4
+// address and IPv6 /56, loopback exempt, each address of a peer counting as
+// one connection. It should mirror the resource manager's connection rate
+// limit of the wrapped host (go-libp2p's default: DefaultIPDialRate 0.2/s,
+// DefaultIPDialBurst 16, which is the default here), which refuses dials past
+// it: the Host then defers such dials instead of spending attempts on them. A
+// refusal is never counted against the peer either way. WithIPDialLimit(0, 0)
+// turns the mirror off (refusals still wait). perSecond must be >= 0 and finite,
+// burst >= 1 unless both are 0.
+func WithIPDialLimit(perSecond float64, burst int) Option {
+	return func(c *config) error {
+		switch {
+		case perSecond == 0 && burst == 0:
+		case math.IsNaN(perSecond) || math.IsInf(perSecond, 0) || perSecond <= 0:
+			return fmt.Errorf("dialer: WithIPDialLimit(%v, %d): perSecond must be a positive finite number", perSecond, burst)
+		case burst < 1:
+			return fmt.Errorf("dialer: WithIPDialLimit(%v, %d): burst must be >= 1", perSecond, burst)
+		}
+		c.ipDialRate, c.ipDialBurst = perSecond, burst
 		return nil
 	}
 }

@@ -23,7 +23,8 @@ type AdaptiveConfig struct {
 	// Threshold is the failure share of a full window at which the network counts
 	// as down. Default: 0.9.
 	Threshold float64
-	// Stretch multiplies retry delays while the network is down. Default: 3.
+	// Stretch multiplies retry delays while the network is down, never past the
+	// RetryConfig's MaxDelay. Default: 3.
 	Stretch float64
 	// WakeSpread bounds the random wait of retries woken by a recovery: each waits
 	// uniform [0, min(its delay, WakeSpread)]. Default: 1s.
@@ -113,7 +114,8 @@ func (a *AdaptiveBackoff) Down() bool {
 	return a.down
 }
 
-// Stretch returns d stretched while the network is down, else d.
+// Stretch returns d stretched while the network is down, else d. RetryTracked
+// keeps the stretched delay within the tracker's MaxDelay.
 func (a *AdaptiveBackoff) Stretch(d time.Duration) time.Duration {
 	if !a.Down() {
 		return d

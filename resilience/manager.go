@@ -386,6 +386,15 @@ type managedTracker struct {
 func (h managedTracker) RecordAttempt()  { h.m.RecordAttempt(h.id) }
 func (h managedTracker) RecordSuccess()  { h.m.RecordSuccess(h.id) }
 func (h managedTracker) RecordCanceled() { h.m.RecordCanceled(h.id) }
+func (h managedTracker) RecordStopped() {
+	h.m.apply(h.id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordStopped() })
+}
+func (h managedTracker) MaxDelay() time.Duration {
+	if t, ok := h.m.Get(h.id); ok {
+		return t.Config.MaxDelay
+	}
+	return h.m.cfg.defaultConfig.MaxDelay
+}
 func (h managedTracker) RecordFailureDelay(err error) (time.Duration, bool) {
 	return h.m.RecordFailure(h.id, err)
 }

@@ -13,6 +13,7 @@ type Priority uint8
 const (
 	PriorityOther     Priority = iota // anything else
 	PriorityDHTPeer                   // ordinary DHT peers
+	PriorityKept                      // peers the application keeps connected
 	PriorityBootstrap                 // bootstrap peers: the node cannot do without them
 	priorityCount
 )
@@ -23,6 +24,8 @@ func (p Priority) String() string {
 		return "other"
 	case PriorityDHTPeer:
 		return "dht-peer"
+	case PriorityKept:
+		return "kept"
 	case PriorityBootstrap:
 		return "bootstrap"
 	}
@@ -47,10 +50,11 @@ func NewPriorityGate(slots int) (*PriorityGate, error) {
 }
 
 // Acquire waits for a slot; it returns context.Cause(ctx) if ctx ends first.
-// Every nil return must be paired with one Release.
+// Every nil return must be paired with one Release. A priority that is not one
+// of the Priority constants is an error wrapping ErrInvalidConfig.
 func (g *PriorityGate) Acquire(ctx context.Context, p Priority) error {
 	if p >= priorityCount {
-		p = priorityCount - 1
+		return fmt.Errorf("%w: PriorityGate.Acquire: priority %v is not one of the Priority constants", ErrInvalidConfig, p)
 	}
 	g.mu.Lock()
 	if g.free > 0 && g.nobodyWaiting() {

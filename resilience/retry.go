@@ -14,6 +14,14 @@ type retrySettings struct {
 	tracer   MetricsTracer
 	guards   []Guard
 	adaptive *AdaptiveBackoff
+	wake     <-chan struct{}
+}
+
+// WakeOn makes a wait between attempts end early when wake delivers a value (or
+// is closed): the next attempt then starts at once. A value sent while an
+// attempt is running is seen at the next wait. A nil channel never wakes.
+func WakeOn(wake <-chan struct{}) RetryOption {
+	return func(s *retrySettings) { s.wake = wake }
 }
 
 // OnRetry calls fn after each failed attempt that will be retried, with the
@@ -78,9 +86,11 @@ type backoffState struct {
 	prev     time.Duration
 }
 
-func (b *backoffState) RecordAttempt()  { b.attempts++ }
-func (b *backoffState) RecordSuccess()  {}
-func (b *backoffState) RecordCanceled() {}
+func (b *backoffState) RecordAttempt()          { b.attempts++ }
+func (b *backoffState) RecordSuccess()          {}
+func (b *backoffState) RecordCanceled()         {}
+func (b *backoffState) RecordStopped()          {}
+func (b *backoffState) MaxDelay() time.Duration { return b.cfg.MaxDelay }
 func (b *backoffState) RecordFailureDelay(err error) (time.Duration, bool) {
 	b.failures++
 	if IsPermanent(err) || b.cfg.exhausted(b.attempts) {
@@ -115,7 +125,7 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 	for attempt := uint32(1); ; attempt++ {
 		if len(s.guards) > 0 {
 			if err := s.before(ctx, attempt); err != nil {
-				t.RecordCanceled() // nothing is scheduled any more
+				t.RecordStopped() // nothing is scheduled any more
 				if ctx.Err() != nil {
 					return zero, errors.Join(context.Cause(ctx), lastErr)
 				}
@@ -152,7 +162,9 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		}
 		var woken <-chan struct{}
 		if s.adaptive != nil {
-			delay = s.adaptive.Stretch(delay)
+			// Stretched, but never past the cap the user configured (a
+			// jittered delay already above it is kept as it is).
+			delay = min(s.adaptive.Stretch(delay), max(delay, t.MaxDelay()))
 			if !woke {
 				woken = s.adaptive.Recovered()
 			}
@@ -170,15 +182,17 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		}
 		select {
 		case <-timer.C:
+		case <-s.wake:
+			// Told to try now (see WakeOn): the next attempt starts at once.
 		case <-woken:
 			// The network came back: retry soon, spread so waiters do not stampede.
 			woke = true
 			if err := Sleep(ctx, s.adaptive.WakeSpread(delay)); err != nil {
-				t.RecordCanceled()
+				t.RecordStopped()
 				return zero, errors.Join(err, lastErr)
 			}
 		case <-ctx.Done():
-			t.RecordCanceled()
+			t.RecordStopped()
 			return zero, errors.Join(context.Cause(ctx), lastErr)
 		}
 	}

@@ -14,7 +14,8 @@ import (
 //	Connecting            RecordFailure, attempts remain            Retrying
 //	Connecting            RecordFailure, MaxAttempts used           Exhausted
 //	Connecting            RecordFailure(Permanent(err))             Failed
-//	Connecting, Retrying  RecordCanceled (the caller gave up)       Idle
+//	Connecting            RecordCanceled (the attempt was cut short) Idle
+//	Retrying              RecordStopped (the loop stopped waiting)  Idle
 //	Connected             RecordDisconnect                          Idle
 //	any                   RecordSuccess                             Connected
 //	any                   Reset                                     Idle
@@ -171,16 +172,31 @@ func (t *ConnectionTracker) RecordDisconnect() {
 	}
 }
 
-// RecordCanceled records that the caller gave up (its context ended) during an
-// attempt or while waiting for the next one: the attempt stays counted but is no
-// failure of the connection, and once nothing is in flight or scheduled any
-// more, a Connecting or Retrying tracker becomes Idle (keeping its counters).
+// RecordCanceled records that an attempt started with RecordAttempt was cut
+// short (its caller's context ended): the attempt stays counted but is no
+// failure of the connection, and once nothing is in flight any more, a
+// Connecting or Retrying tracker becomes Idle (keeping its counters). Only the
+// caller that started an attempt may cancel it; a loop that stops while it
+// waits for its next attempt calls RecordStopped instead.
 func (t *ConnectionTracker) RecordCanceled() {
 	t.endAttempt()
+	t.RecordStopped()
+}
+
+// RecordStopped records that a retry loop stopped while no attempt of its own
+// was in flight (its context ended during the wait, or a guard refused the next
+// attempt): nothing is scheduled any more, so a Retrying tracker becomes Idle.
+// Attempts other callers have in flight are left alone: the tracker stays
+// Connecting while one is.
+func (t *ConnectionTracker) RecordStopped() {
 	if t.inFlight == 0 && (t.State == Connecting || t.State == Retrying) {
 		t.State = Idle
 	}
 }
+
+// MaxDelay returns Config.MaxDelay, the cap RetryTracked keeps an adaptively
+// stretched delay within.
+func (t *ConnectionTracker) MaxDelay() time.Duration { return t.Config.MaxDelay }
 
 type attemptEnd uint8
 
@@ -268,6 +284,13 @@ type Tracked interface {
 	// RecordFailureDelay records a failed attempt and reports the delay before the
 	// next one, or false when no further attempt is allowed.
 	RecordFailureDelay(err error) (time.Duration, bool)
-	// RecordCanceled records that the caller gave up during an attempt or a wait.
+	// RecordCanceled records that the caller's own attempt, started with
+	// RecordAttempt, was cut short.
 	RecordCanceled()
+	// RecordStopped records that the loop stopped while none of its attempts was
+	// in flight; it must leave other callers' attempts alone.
+	RecordStopped()
+	// MaxDelay is the configured cap of the delay between attempts (see
+	// RetryConfig.MaxDelay); adaptive stretching stays within it.
+	MaxDelay() time.Duration
 }
