@@ -25,17 +25,17 @@ const ProtectTag = "bootstrap"
 type Option func(*config) error
 
 type config struct {
-	minPeers        int
-	retry           resilience.RetryConfig
-	backupFile      string
-	saveInterval    time.Duration
+	minPeers     int
+	retry        resilience.RetryConfig
+	backupFile   string
+	saveInterval time.Duration
 }
 
 func defaultConfig() config {
 	return config{
-		minPeers:        DefaultMinPeers,
-		retry:           resilience.ForDHTBootstrap(),
-		saveInterval:    DefaultSaveInterval,
+		minPeers:     DefaultMinPeers,
+		retry:        resilience.ForDHTBootstrap(),
+		saveInterval: DefaultSaveInterval,
 	}
 }
 
