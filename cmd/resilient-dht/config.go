@@ -34,6 +34,9 @@ type config struct {
 		DHTBootstrap json.RawMessage `json:"dht_bootstrap,omitempty"`
 		DHTPeer      json.RawMessage `json:"dht_peer,omitempty"`
 	} `json:"retry"`
+	// LoopbackOnLanDHT is kubo's Routing.LoopbackAddressesOnLanDHT: "auto"
+	// (on when listen and bootstrap addresses are all loopback), "true", "false".
+	LoopbackOnLanDHT string `json:"loopback_addresses_on_lan_dht,omitempty"`
 
 	bootstrapCfg  resilience.RetryConfig // the profiles, with the file's retry section applied
 	peerCfg       resilience.RetryConfig
@@ -49,6 +52,7 @@ func defaultConfig() config {
 	c.MinPeers = 4
 	c.Mode = "auto"
 	c.DHT = "dual"
+	c.LoopbackOnLanDHT = "auto"
 	c.HTTP = "127.0.0.1:9464"
 	c.LogLevel = "info"
 	c.bootstrapCfg = resilience.ForDHTBootstrap()
@@ -80,6 +84,7 @@ type runFlags struct {
 	configFile                                        string
 	listen, bootstrap                                 stringList
 	bootstrapFile, identity, dataDir, mode, dht, http string
+	loopbackOnLanDHT                                  string
 	logLevel                                          string
 	minPeers                                          int
 }
@@ -94,7 +99,8 @@ func (f *runFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "`dir`ectory for backup peers")
 	fs.IntVar(&f.minPeers, "min-peers", d.MinPeers, "routing-table peers needed to be healthy")
 	fs.StringVar(&f.mode, "mode", d.Mode, "DHT mode: server, client or auto")
-	fs.StringVar(&f.dht, "dht", d.DHT, "which DHT: dual (WAN + LAN, as kubo), wan or lan")
+	fs.StringVar(&f.dht, "dht", d.DHT, "which DHT: dual (WAN + LAN, as kubo), wan or lan (lan runs as a server unless --mode client)")
+	fs.StringVar(&f.loopbackOnLanDHT, "loopback-addresses-on-lan-dht", d.LoopbackOnLanDHT, "keep loopback addresses in the LAN DHT (kubo's Routing.LoopbackAddressesOnLanDHT): auto (when listen and bootstrap addresses are all loopback), true or false")
 	fs.StringVar(&f.http, "http", d.HTTP, "`address` for /metrics, /healthz and /status (empty: off)")
 	fs.StringVar(&f.logLevel, "log-level", d.LogLevel, "log level: debug, info, warn, error")
 }
@@ -131,6 +137,8 @@ func (f *runFlags) load(fs *flag.FlagSet) (config, error) {
 			c.Mode = f.mode
 		case "dht":
 			c.DHT = f.dht
+		case "loopback-addresses-on-lan-dht":
+			c.LoopbackOnLanDHT = f.loopbackOnLanDHT
 		case "http":
 			c.HTTP = f.http
 		case "log-level":
@@ -231,6 +239,11 @@ func (c *config) validate() error {
 	case "dual", "wan", "lan":
 	default:
 		return fmt.Errorf("--dht %q: must be dual, wan or lan", c.DHT)
+	}
+	switch c.LoopbackOnLanDHT {
+	case "auto", "true", "false":
+	default:
+		return fmt.Errorf("--loopback-addresses-on-lan-dht %q: must be auto, true or false", c.LoopbackOnLanDHT)
 	}
 	if c.HTTP != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {

@@ -112,25 +112,17 @@ func (d *demo) run(ctx context.Context, count int, outage time.Duration) error {
 		}
 		d.nodes = append(d.nodes, &demoNode{name: name, key: key, listen: listen, sw: &netSwitch{}, bootstrap: i < demoBootstrapNodes})
 	}
-	// Bootstrap nodes first: the others need their addresses.
-	for _, dn := range d.nodes {
-		if err := d.startNode(watchCtx, dn); err != nil {
-			return err
-		}
-	}
 	var results []phaseResult
 
-	// Phase 1: startup.
-	res, err := d.phase(ctx, "startup", func() {
+	// Phase 1: startup. Each node bootstraps as it starts (resilientdht.New);
+	// bootstrap nodes first: the others need their addresses.
+	res, err := d.phase(ctx, "startup", func() error {
 		for _, dn := range d.nodes {
-			d.wg.Go(func() {
-				bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				if _, err := dn.n.boot.Bootstrap(bctx); err != nil && ctx.Err() == nil {
-					d.logf("%s: %s", dn.name, firstLine(err.Error()))
-				}
-			})
+			if err := d.startNode(watchCtx, dn); err != nil {
+				return err
+			}
 		}
+		return nil
 	}, 40*time.Second)
 	results = append(results, res)
 	if err != nil {
@@ -161,7 +153,7 @@ func (d *demo) run(ctx context.Context, count int, outage time.Duration) error {
 	d.logf("outage over after %v: %s has %d routing-table peers connected", time.Since(outageStart).Round(100*time.Millisecond), victim.name, victim.n.mon.LastReport().TablePeersConnected)
 
 	// Phase 3: recovery.
-	res, err = d.phase(ctx, "recovery", func() {
+	res, err = d.phase(ctx, "recovery", func() error {
 		for _, dn := range d.nodes[:demoBootstrapNodes] {
 			if err := d.startNode(watchCtx, dn); err != nil {
 				d.logf("%s: restart failed: %v", dn.name, err)
@@ -171,6 +163,7 @@ func (d *demo) run(ctx context.Context, count int, outage time.Duration) error {
 		}
 		victim.sw.restore()
 		d.logf("%s: network back", victim.name)
+		return nil
 	}, 40*time.Second)
 	results = append(results, res)
 	d.summary(results)
@@ -183,11 +176,13 @@ func (d *demo) run(ctx context.Context, count int, outage time.Duration) error {
 
 // phase runs action, then waits until every node is healthy (or timeout) and
 // returns the phase's numbers.
-func (d *demo) phase(ctx context.Context, name string, action func(), timeout time.Duration) (phaseResult, error) {
+func (d *demo) phase(ctx context.Context, name string, action func() error, timeout time.Duration) (phaseResult, error) {
 	before := d.counters()
 	start := time.Now()
 	d.logf("--- %s ---", name)
-	action()
+	if err := action(); err != nil {
+		return phaseResult{name: name, toHealthy: -1}, err
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)

@@ -68,6 +68,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		bootstrapPeers: cfg.bootstrapPeers,
 		mode:           parseMode(cfg.Mode),
 		dhtKind:        cfg.DHT,
+		loopbackOnLan:  cfg.LoopbackOnLanDHT,
 		minPeers:       cfg.MinPeers,
 		bootstrapCfg:   cfg.bootstrapCfg,
 		peerCfg:        cfg.peerCfg,
@@ -98,21 +99,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "http on http://%s (/metrics /healthz /status)\n", srv.Addr())
 	}
 
-	// Startup bootstrap runs beside the monitor; a failure is not fatal: the
-	// monitor keeps probing until the network lets the node in.
-	bootDone := make(chan struct{})
-	go func() {
-		defer close(bootDone)
-		res, err := n.boot.Bootstrap(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return // shutting down
-		case err != nil:
-			log.Warnw("bootstrap found no peer; recovery continues in the background", "err", err)
-			return
-		}
-		log.Infow("bootstrapped", "connected", len(res.Connected), "failed", len(res.Failed), "table", res.TableSize)
-	}()
+	// The startup bootstrap runs inside the node (resilientdht.New); a failure
+	// is not fatal: the monitor keeps probing until the network lets the node
+	// in, and the node logs a warning when it cannot join.
 
 	lineDone := make(chan struct{})
 	if isTerminal(os.Stderr) {
@@ -133,7 +122,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		<-bootDone
 		<-lineDone
 		if srv != nil {
 			srv.Close(sctx)
