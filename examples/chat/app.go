@@ -12,11 +12,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	libp2pwebrtc "github.com/libp2p/go-libp2p/p2p/transport/webrtc"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
+	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
+	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
 
 // appConfig is everything a chat peer needs; main fills it from the flags.
@@ -36,12 +39,14 @@ type appConfig struct {
 }
 
 // app is one running chat peer: a libp2p host wrapped by the dialer, the chat
-// session and, with a rendezvous, a DHT. Safe for concurrent use.
+// session and, with a rendezvous, a DHT (the host made resilient by
+// resilientdht.New). Safe for concurrent use.
 type app struct {
 	cfg  appConfig
 	h    *dialer.Host
 	chat *chat
-	dht  *dht.IpfsDHT // nil without rendezvous
+	node *resilientdht.Node // nil without rendezvous
+	dht  *dht.IpfsDHT       // nil without rendezvous
 	ctx  context.Context
 
 	cancel    context.CancelFunc
@@ -63,8 +68,10 @@ func startApp(cfg appConfig) (*app, error) {
 }
 
 // newApp starts a chat peer's host and chat, which accepts a partner from
-// now on. The host listens only on cfg.listen and speaks TCP only; the
-// partner is reconnected with cfg.retry whenever its connection is lost.
+// now on. The host listens only on cfg.listen and speaks TCP and
+// WebRTC-direct; the partner is reconnected with cfg.retry whenever its
+// connection is lost. With a rendezvous, the host gets a DHT through
+// resilientdht.New (bootstrap, health monitor and recovery included).
 func newApp(cfg appConfig) (*app, error) {
 	if cfg.key == nil {
 		return nil, errors.New("start: no identity key")
@@ -81,27 +88,42 @@ func newApp(cfg appConfig) (*app, error) {
 		// No SO_REUSEPORT: a restarted peer must get its port back, and a busy
 		// port must fail loudly instead of being shared.
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
+		libp2p.Transport(libp2pwebrtc.New),
 		libp2p.DisableRelay(),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
-	bootIDs := make([]peer.ID, len(cfg.bootstrap))
-	for i, pi := range cfg.bootstrap {
-		bootIDs[i] = pi.ID
+	a := &app{cfg: cfg}
+	if cfg.rendezvous == "" {
+		if a.h, err = dialer.Wrap(inner, dialer.WithDefaultConfig(cfg.retry)); err != nil {
+			_ = inner.Close()
+			return nil, fmt.Errorf("start: %w", err)
+		}
+	} else {
+		// One DHT on 127.0.0.1 and private networks as well as public ones.
+		if a.node, err = resilientdht.New(inner,
+			resilientdht.WithDHT(resilientdht.Plain),
+			resilientdht.WithMode(cfg.dhtMode),
+			resilientdht.WithBootstrapPeers(cfg.bootstrap...),
+			resilientdht.WithPeerRetry(cfg.retry),
+			resilientdht.WithMinPeers(1),
+			resilientdht.WithHealthOptions(healthmon.WithNetWatch(false)),
+		); err != nil {
+			_ = inner.Close() // a no-op when New closed it
+			return nil, fmt.Errorf("start DHT: %w", err)
+		}
+		a.h, a.dht = a.node.Host(), a.node.Routing().(*dht.IpfsDHT)
 	}
-	h, err := dialer.Wrap(inner, dialer.WithDefaultConfig(cfg.retry), dialer.WithBootstrapPeers(bootIDs...))
-	if err != nil {
-		_ = inner.Close()
-		return nil, fmt.Errorf("start: %w", err)
-	}
+	h := a.h
 	c, err := newChat(h, h, chatOptions{emit: cfg.emit, closeTimeout: cfg.closeTimeout, now: cfg.now, holdAcks: cfg.holdAcks})
 	if err != nil {
-		_ = h.Close()
+		a.closeHost()
 		return nil, fmt.Errorf("start chat: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &app{cfg: cfg, h: h, chat: c, ctx: ctx, cancel: cancel}, nil
+	a.chat = c
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	return a, nil
 }
 
 // start connects to cfg.partner or starts looking for one at the
@@ -114,12 +136,7 @@ func (a *app) start() error {
 		}
 	}
 	if cfg.rendezvous != "" {
-		d, err := dht.New(a.h.Unwrap(), dht.Mode(cfg.dhtMode), dht.BootstrapPeers(cfg.bootstrap...))
-		if err != nil {
-			return fmt.Errorf("start DHT: %w", err)
-		}
-		a.dht = d
-		r := &rendezvous{a: a, d: d, ns: cfg.rendezvous, boot: cfg.bootstrap, emit: a.chat.opts.emit, reAdvertise: cfg.reAdvertise}
+		r := &rendezvous{a: a, d: a.dht, ns: cfg.rendezvous, emit: a.chat.opts.emit, reAdvertise: cfg.reAdvertise}
 		a.wg.Add(2)
 		go r.advertiseLoop(a.ctx)
 		go r.findLoop(a.ctx)
@@ -160,13 +177,20 @@ func (a *app) close() {
 		a.cancel()
 		a.wg.Wait()
 		a.chat.close()
-		if a.dht != nil {
-			if err := a.dht.Close(); err != nil {
-				log.Debugw("close DHT", "err", err)
-			}
-		}
-		if err := a.h.Close(); err != nil {
-			log.Debugw("close host", "err", err)
-		}
+		a.closeHost()
 	})
+}
+
+// closeHost closes the resilient node (monitor, bootstrapper, DHT, host) or,
+// without a rendezvous, the host.
+func (a *app) closeHost() {
+	var err error
+	if a.node != nil {
+		err = a.node.Close()
+	} else {
+		err = a.h.Close()
+	}
+	if err != nil {
+		log.Debugw("close host", "err", err)
+	}
 }

@@ -66,7 +66,7 @@ func newFlagSet() (*flag.FlagSet, *rawFlags) {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	r := &rawFlags{}
-	fs.Func("listen", "listen `multiaddr` (TCP; repeatable; default "+defaultListen+")", func(s string) error {
+	fs.Func("listen", "listen `multiaddr` (TCP or /udp/PORT/webrtc-direct; repeatable; default "+defaultListen+")", func(s string) error {
 		r.listen = append(r.listen, s)
 		return nil
 	})
@@ -186,8 +186,8 @@ func parseListen(s string) (ma.Multiaddr, error) {
 	if err != nil {
 		return nil, usagef("--listen %q: not a multiaddr: %v", s, err)
 	}
-	if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
-		return nil, usagef("--listen %q: not a TCP address (this chat speaks TCP only), e.g. /ip4/0.0.0.0/tcp/4001", s)
+	if !tcpOrWebRTC(a) {
+		return nil, usagef("--listen %q: not a TCP address or a /webrtc-direct one (this chat speaks those only), e.g. /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/webrtc-direct", s)
 	}
 	if _, err := a.ValueForProtocol(ma.P_P2P); err == nil {
 		return nil, usagef("--listen %q: a listen address has no /p2p part", s)
@@ -212,8 +212,17 @@ func parsePeer(s string) (peer.AddrInfo, error) {
 	if len(transport) == 0 {
 		return peer.AddrInfo{}, usagef("--peer %q: no address before /p2p (a bare peer id cannot be dialled)", s)
 	}
-	if _, err := transport.ValueForProtocol(ma.P_TCP); err != nil {
-		return peer.AddrInfo{}, usagef("--peer %q: not a TCP address (this chat speaks TCP only)", s)
+	if !tcpOrWebRTC(transport) {
+		return peer.AddrInfo{}, usagef("--peer %q: not a TCP address or a /webrtc-direct one (this chat speaks those only)", s)
 	}
 	return peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{transport}}, nil
+}
+
+// tcpOrWebRTC reports whether a is a TCP or a WebRTC-direct address.
+func tcpOrWebRTC(a ma.Multiaddr) bool {
+	if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+		return true
+	}
+	_, err := a.ValueForProtocol(ma.P_WEBRTC_DIRECT)
+	return err == nil
 }

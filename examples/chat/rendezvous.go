@@ -35,17 +35,14 @@ type rendezvous struct {
 	a           *app
 	d           *dht.IpfsDHT
 	ns          string
-	boot        []peer.AddrInfo
 	emit        func(chatEvent)
 	reAdvertise time.Duration
 }
 
-// waitRoutable keeps the bootstrap peers connected and waits until the DHT's
-// routing table has a peer; false if ctx ended.
+// waitRoutable waits until the DHT's routing table has a peer; false if ctx
+// ended. The resilient node (resilientdht.New) dials the bootstrap peers and
+// rejoins after outages.
 func (r *rendezvous) waitRoutable(ctx context.Context) bool {
-	for _, pi := range r.boot {
-		r.a.h.KeepConnected(pi)
-	}
 	for n := uint32(1); r.d.RoutingTable().Size() == 0; n++ {
 		if resilience.Sleep(ctx, min(rendezvousRetry.Delay(n, 0), time.Second)) != nil {
 			return false
