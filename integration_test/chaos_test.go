@@ -104,7 +104,7 @@ func TestChaos(t *testing.T) {
 	}
 	waitAllHealthy(t, stacks, time.Minute)
 
-	seed := chaosSeed(t)
+	seed := testSeed(t)
 	t.Logf("chaos seed %d (replay: RESILIENCE_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(1, seed))
 	end := time.Now().Add(2 * time.Minute)
@@ -145,11 +145,11 @@ func TestChaos(t *testing.T) {
 	t.Logf("all %d nodes healthy %v after the faults ended", n, time.Since(start).Round(100*time.Millisecond))
 }
 
-// chaosSeed is RESILIENCE_SEED if set, else a seed drawn from the clock. The
+// testSeed is RESILIENCE_SEED if set, else a seed drawn from the clock. The
 // seed fixes which faults hit which nodes and the pauses between them, so a
 // failing run can be replayed with the same fault sequence; the network's own
 // timing (real time, real sockets) still varies from run to run.
-func chaosSeed(t *testing.T) uint64 {
+func testSeed(t *testing.T) uint64 {
 	t.Helper()
 	v := os.Getenv("RESILIENCE_SEED")
 	if v == "" {
