@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+
+	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
 
 var log = logging.Logger("resilience/healthmon")
@@ -121,20 +123,17 @@ func (m *Monitor) Start() error {
 	if err != nil {
 		return fmt.Errorf("healthmon: Start: subscribe to host events: %w", err)
 	}
-	var netCh <-chan NetChange
-	var watcher *NetWatcher
+	var netCh <-chan netwatch.Change
+	var watcher *netwatch.Watcher
 	switch {
 	case !m.cfg.netWatch:
 	case m.cfg.netChanges != nil:
 		netCh = m.cfg.netChanges
 	default:
-		watcher, err = WatchNetwork(m.cfg.netWatchOpts...)
-		switch {
-		case errors.Is(err, ErrNetWatchUnsupported):
-			log.Debugw("kernel network changes not watched", "err", err)
-		case err != nil:
-			log.Warnw("cannot watch kernel network changes; running without", "err", err)
-		default:
+		watcher, err = netwatch.New(m.h.EventBus(), m.cfg.netWatchOpts...)
+		if err != nil {
+			log.Warnw("cannot watch network changes; running without", "err", err)
+		} else {
 			netCh = watcher.Changes()
 		}
 	}
@@ -265,7 +264,7 @@ func (m *Monitor) check() (HealthReport, time.Time) {
 }
 
 // run is the monitor's loop: periodic and event-driven checks, and recovery.
-func (m *Monitor) run(sub event.Subscription, netCh <-chan NetChange, watcher *NetWatcher) {
+func (m *Monitor) run(sub event.Subscription, netCh <-chan netwatch.Change, watcher *netwatch.Watcher) {
 	defer m.wg.Done()
 	defer func() {
 		if err := sub.Close(); err != nil {
@@ -427,8 +426,8 @@ func (m *Monitor) onBusEvent(rec *recovery, e any) {
 	}
 }
 
-func (m *Monitor) onNetChange(rec *recovery, c NetChange) {
-	if (c.Kind == LinkChanged && c.Up) || c.Kind == AddrAdded {
+func (m *Monitor) onNetChange(rec *recovery, c netwatch.Change) {
+	if c.Kind.Gained() {
 		if rec.networkChanged(time.Now()) {
 			log.Infow("network came back: probing now", "change", c.String())
 		}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
 
 // vethPair is a fresh network namespace holding the veth pair hm0 <-> hm1.
@@ -131,7 +132,7 @@ func TestKernelLinkUpRecoversAtOnce(t *testing.T) {
 	}}
 	rec.setProbeOK(func() bool { return true })
 	tr := &recordingTracer{}
-	m, err := healthmon.New(n, n, healthmon.WithNetWatch(true), healthmon.WithNetWatchOptions(healthmon.WithNetNS(vp.ns)),
+	m, err := healthmon.New(n, n, healthmon.WithNetWatch(true), healthmon.WithNetWatchOptions(netwatch.WithNetNS(vp.ns)),
 		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval),
 		healthmon.WithRecoverBackoff(time.Hour, time.Hour), healthmon.WithMetricsTracer(tr))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
@@ -101,7 +102,7 @@ func TestHysteresisDampsFlapping(t *testing.T) {
 		const healthyFor, minDwell = time.Second, 5 * time.Second
 		n := newFakeNode(t, 10)
 		n.setLive(10)
-		netCh := make(chan healthmon.NetChange, 1)
+		netCh := make(chan netwatch.Change, 1)
 		tr := &recordingTracer{}
 		startMonitor(t, n, healthmon.WithNetChanges(netCh), healthmon.WithHysteresis(healthyFor, minDwell),
 			healthmon.WithMetricsTracer(tr))
@@ -119,7 +120,11 @@ func TestHysteresisDampsFlapping(t *testing.T) {
 				healthyRuns = append(healthyRuns, struct{ from, to time.Time }{healthySince, time.Now()})
 				healthySince = time.Time{}
 			}
-			netCh <- healthmon.NetChange{Kind: healthmon.LinkChanged, Link: "eth0", Up: up}
+			kind := netwatch.LinkDown
+			if up {
+				kind = netwatch.LinkUp
+			}
+			netCh <- netwatch.Change{Kind: kind, Link: "eth0"}
 			synctest.Wait()
 		}
 		flap(false)
@@ -351,7 +356,7 @@ func TestNetworkSignalsProbeAtOnce(t *testing.T) {
 		n.setLive(1)
 		rec := &fakeRecoverer{}
 		rec.setProbeOK(func() bool { return true })
-		netCh := make(chan healthmon.NetChange)
+		netCh := make(chan netwatch.Change)
 		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithNetChanges(netCh),
 			healthmon.WithProbeInterval(interval), healthmon.WithRecoverBackoff(time.Hour, time.Hour))
 		addrs, err := n.bus.Emitter(new(event.EvtLocalAddressesUpdated))
@@ -364,8 +369,8 @@ func TestNetworkSignalsProbeAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer reach.Close()
-		link := func(kind healthmon.NetChangeKind, up bool) func() {
-			return func() { netCh <- healthmon.NetChange{Kind: kind, Link: "eth0", Up: up} }
+		link := func(kind netwatch.Kind) func() {
+			return func() { netCh <- netwatch.Change{Kind: kind, Link: "eth0"} }
 		}
 
 		steps := []struct {
@@ -374,11 +379,11 @@ func TestNetworkSignalsProbeAtOnce(t *testing.T) {
 			signal func()
 			probe  bool // a probe at the very instant of the signal
 		}{
-			{"link down", 2 * interval, link(healthmon.LinkChanged, false), false},
-			{"link up", 2 * interval, link(healthmon.LinkChanged, true), true},
-			{"link up again, too soon", time.Second, link(healthmon.LinkChanged, true), false},
-			{"address removed", 2 * interval, link(healthmon.AddrRemoved, false), false},
-			{"address added", 2 * interval, link(healthmon.AddrAdded, false), true},
+			{"link down", 2 * interval, link(netwatch.LinkDown), false},
+			{"link up", 2 * interval, link(netwatch.LinkUp), true},
+			{"link up again, too soon", time.Second, link(netwatch.LinkUp), false},
+			{"address removed", 2 * interval, link(netwatch.AddrRemoved), false},
+			{"address added", 2 * interval, link(netwatch.AddrAdded), true},
 			{"local addresses", 2 * interval, func() { _ = addrs.Emit(event.EvtLocalAddressesUpdated{Diffs: true}) }, true},
 			{"reachability", 2 * interval, func() {
 				_ = reach.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic})

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
@@ -52,8 +53,8 @@ type config struct {
 	manager           *resilience.ConnectionManager
 	tracer            MetricsTracer
 	netWatch          bool
-	netChanges        <-chan NetChange
-	netWatchOpts      []NetWatchOption
+	netChanges        <-chan netwatch.Change
+	netWatchOpts      []netwatch.Option
 }
 
 func defaultConfig() config {
@@ -226,9 +227,10 @@ func WithMetricsTracer(t MetricsTracer) Option {
 	}
 }
 
-// WithNetWatch turns watching the kernel's link and address changes (WatchNetwork)
-// on or off. Default: on on Linux, off elsewhere. When the watcher cannot start
-// (unsupported platform, no netlink access) the monitor logs it and runs without.
+// WithNetWatch turns watching the host's network (a netwatch.Watcher the monitor
+// starts on the host's event bus, which then also carries netwatch.EvtNetworkChanged)
+// on or off. Default: on on Linux, off elsewhere. When the watcher cannot start the
+// monitor logs it and runs without.
 func WithNetWatch(on bool) Option {
 	return func(c *config) error {
 		c.netWatch = on
@@ -236,9 +238,9 @@ func WithNetWatch(on bool) Option {
 	}
 }
 
-// WithNetWatchOptions passes opts to WatchNetwork (for example WithNetNS).
+// WithNetWatchOptions passes opts to netwatch.New (for example netwatch.WithNetNS).
 // Default: none. Has no effect while net watching is off or WithNetChanges is set.
-func WithNetWatchOptions(opts ...NetWatchOption) Option {
+func WithNetWatchOptions(opts ...netwatch.Option) Option {
 	return func(c *config) error {
 		for i, o := range opts {
 			if o == nil {
@@ -251,10 +253,10 @@ func WithNetWatchOptions(opts ...NetWatchOption) Option {
 }
 
 // WithNetChanges makes the monitor read network changes from ch instead of
-// watching the kernel itself: for callers with a watcher of their own, and for
-// tests. It turns net watching on. The monitor stops reading when ch is closed; it
+// watching the network itself: for callers with a watcher of their own (pass
+// its Changes()), and for tests. It turns net watching on. The monitor stops reading when ch is closed; it
 // never closes ch. Default: none. ch must not be nil.
-func WithNetChanges(ch <-chan NetChange) Option {
+func WithNetChanges(ch <-chan netwatch.Change) Option {
 	return func(c *config) error {
 		if ch == nil {
 			return invalid("WithNetChanges: ch is nil")

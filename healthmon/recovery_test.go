@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
 
 // TestSignalRightAfterProbeKeepsProbeInterval: a network signal may bring the
@@ -19,12 +20,12 @@ func TestSignalRightAfterProbeKeepsProbeInterval(t *testing.T) {
 		const interval = healthmon.DefaultProbeInterval
 		n := newFakeNode(t, 10)
 		rec := &fakeRecoverer{}
-		netCh := make(chan healthmon.NetChange)
+		netCh := make(chan netwatch.Change)
 		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithNetChanges(netCh))
 		start := time.Now()
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
-		netCh <- healthmon.NetChange{Kind: healthmon.LinkChanged, Link: "eth0", Up: true}
+		netCh <- netwatch.Change{Kind: netwatch.LinkUp, Link: "eth0"}
 		time.Sleep(time.Minute)
 		synctest.Wait()
 
@@ -170,12 +171,12 @@ func TestSignalDuringRecoverLiftsBackoff(t *testing.T) {
 		n.setLive(2)
 		rec := &fakeRecoverer{onRecover: func() { time.Sleep(2 * time.Second) }}
 		rec.setProbeOK(func() bool { return true })
-		netCh := make(chan healthmon.NetChange)
+		netCh := make(chan netwatch.Change)
 		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithNetChanges(netCh),
 			healthmon.WithRecoverBackoff(time.Hour, time.Hour))
 		start := time.Now()
 		time.Sleep(time.Second)
-		netCh <- healthmon.NetChange{Kind: healthmon.LinkChanged, Link: "eth0", Up: true}
+		netCh <- netwatch.Change{Kind: netwatch.LinkUp, Link: "eth0"}
 		time.Sleep(time.Minute)
 		synctest.Wait()
 

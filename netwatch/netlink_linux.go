@@ -1,14 +1,12 @@
 //go:build linux
 
-package healthmon
+package netwatch
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -26,38 +24,35 @@ const (
 	repairBackoffMax = 30 * time.Second
 )
 
-// WatchNetwork starts watching kernel link and address changes over rtnetlink
-// (github.com/vishvananda/netlink). Close the returned watcher to stop it.
-//
-// Subscribing needs no privileges in the caller's own namespace; watching another
-// namespace ([WithNetNS]) needs the rights to enter it.
-func WatchNetwork(opts ...NetWatchOption) (*NetWatcher, error) {
-	cfg, err := newNetWatchConfig(opts)
-	if err != nil {
-		return nil, err
+// startNetlink subscribes to the kernel's link, address and route changes over
+// rtnetlink (github.com/vishvananda/netlink), reads the baseline and starts the
+// goroutine that reports changes.
+func (w *Watcher) startNetlink() error {
+	if w.cfg.netlinkErr != nil {
+		return w.cfg.netlinkErr
 	}
 	s := &nlWatch{
-		cfg:   cfg,
-		ns:    netns.None(),
-		links: make(map[int]linkState),
-		addrs: make(map[addrKey]string),
+		w:      w,
+		cfg:    w.cfg,
+		ns:     netns.None(),
+		links:  make(map[int]linkState),
+		addrs:  make(map[addrKey]string),
+		routes: make(map[routeKey]Change),
 	}
-	if cfg.ns.IsOpen() {
-		fd, err := unix.FcntlInt(uintptr(cfg.ns), unix.F_DUPFD_CLOEXEC, 0)
+	if w.cfg.ns.IsOpen() {
+		fd, err := unix.FcntlInt(uintptr(w.cfg.ns), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("WatchNetwork: duplicate namespace handle %d: %w", int(cfg.ns), err)
+			return fmt.Errorf("duplicate namespace handle %d: %w", int(w.cfg.ns), err)
 		}
 		s.ns = netns.NsHandle(fd)
 	}
 	if err := s.start(); err != nil {
 		s.release()
-		return nil, fmt.Errorf("WatchNetwork: %w", err)
+		return err
 	}
-	w := newNetWatcher(cfg.buffer)
-	s.w = w
 	w.wg.Add(1)
 	go s.run()
-	return w, nil
+	return nil
 }
 
 // linkState is what the watcher remembers about a link.
@@ -80,20 +75,32 @@ type addrKey struct {
 	prefix netip.Prefix
 }
 
-// nlWatch is the state of the watcher goroutine. Everything except cfg, ns and w is
-// touched only by that goroutine (or by WatchNetwork before it starts).
+// routeKey identifies a default route.
+type routeKey struct {
+	family   int
+	table    int
+	index    int // output link; 0 for a multipath route
+	gw       netip.Addr
+	priority int
+}
+
+// nlWatch is the state of the netlink goroutine. Everything except cfg, ns and w is
+// touched only by that goroutine (or by startNetlink before it starts).
 type nlWatch struct {
-	w   *NetWatcher
-	cfg netWatchConfig
+	w   *Watcher
+	cfg config
 	ns  netns.NsHandle // our own duplicate, or netns.None() for the caller's namespace
 
-	handle *netlink.Handle         // queries: dumps, link lookups
-	links  map[int]linkState       // by link index
-	addrs  map[addrKey]string      // reported addresses -> link name
-	linkCh chan netlink.LinkUpdate // nil while not subscribed
-	addrCh chan netlink.AddrUpdate // nil while not subscribed
-	linkDn chan struct{}           // closes the link subscription
-	addrDn chan struct{}           // closes the address subscription
+	handle  *netlink.Handle          // queries: dumps, link lookups
+	links   map[int]linkState        // by link index
+	addrs   map[addrKey]string       // reported addresses -> link name
+	routes  map[routeKey]Change      // default routes -> their DefaultRouteGained change
+	linkCh  chan netlink.LinkUpdate  // nil while not subscribed
+	addrCh  chan netlink.AddrUpdate  // nil while not subscribed
+	routeCh chan netlink.RouteUpdate // nil while not subscribed
+	linkDn  chan struct{}            // closes the link subscription
+	addrDn  chan struct{}            // closes the address subscription
+	routeDn chan struct{}            // closes the route subscription
 }
 
 // inNamespace runs f where netlink may switch threads into s.ns. For a foreign namespace f
@@ -165,6 +172,22 @@ func (s *nlWatch) subscribe() error {
 			}
 			s.addrCh, s.addrDn = ch, dn
 		}
+		if s.routeCh == nil {
+			ch, dn := make(chan netlink.RouteUpdate, nlChanBuffer), make(chan struct{})
+			opts := netlink.RouteSubscribeOptions{
+				ErrorCallback:          s.onError("route", dn),
+				ReceiveBufferSize:      s.cfg.recvBuf,
+				ReceiveBufferForceSize: s.cfg.recvBuf > 0,
+			}
+			if s.ns.IsOpen() {
+				opts.Namespace = &s.ns
+			}
+			if err := netlink.RouteSubscribeWithOptions(ch, dn, opts); err != nil {
+				close(dn)
+				return fmt.Errorf("subscribe to route changes: %w", err)
+			}
+			s.routeCh, s.routeDn = ch, dn
+		}
 		return nil
 	})
 }
@@ -181,32 +204,23 @@ func (s *nlWatch) onError(what string, dn <-chan struct{}) func(error) {
 	}
 }
 
-// unsubscribeLinks closes the link subscription and waits for netlink's receive goroutine,
+// unsubscribe closes a subscription and waits for netlink's receive goroutine,
 // draining updates it may be blocked sending.
-func (s *nlWatch) unsubscribeLinks() {
-	if s.linkCh == nil {
+func unsubscribe[T any](ch *chan T, dn *chan struct{}) {
+	if *ch == nil {
 		return
 	}
-	close(s.linkDn)
-	for range s.linkCh {
+	close(*dn)
+	for range *ch {
 	}
-	s.linkCh, s.linkDn = nil, nil
-}
-
-func (s *nlWatch) unsubscribeAddrs() {
-	if s.addrCh == nil {
-		return
-	}
-	close(s.addrDn)
-	for range s.addrCh {
-	}
-	s.addrCh, s.addrDn = nil, nil
+	*ch, *dn = nil, nil
 }
 
 // release stops the subscriptions and frees the handle and namespace reference.
 func (s *nlWatch) release() {
-	s.unsubscribeLinks()
-	s.unsubscribeAddrs()
+	unsubscribe(&s.linkCh, &s.linkDn)
+	unsubscribe(&s.addrCh, &s.addrDn)
+	unsubscribe(&s.routeCh, &s.routeDn)
 	if s.handle != nil {
 		s.handle.Close()
 		s.handle = nil
@@ -216,9 +230,14 @@ func (s *nlWatch) release() {
 	}
 }
 
+// dead forgets a subscription whose receive goroutine gave up (it closed ch).
+func dead[T any](ch *chan T, dn *chan struct{}) {
+	close(*dn)
+	*ch, *dn = nil, nil
+}
+
 func (s *nlWatch) run() {
 	defer s.w.wg.Done()
-	defer close(s.w.out)
 	defer s.release()
 
 	var (
@@ -231,6 +250,9 @@ func (s *nlWatch) run() {
 			retry.Stop()
 		}
 	}()
+	// repair runs after netlink's receive goroutine gave up (typically ENOBUFS: the
+	// kernel dropped notifications): it resubscribes and reports the difference
+	// between a fresh dump and what the watcher last knew.
 	repair := func() {
 		err := s.subscribe()
 		if err == nil {
@@ -259,24 +281,32 @@ func (s *nlWatch) run() {
 			return
 		case u, ok := <-s.linkCh:
 			if !ok {
-				// Netlink's receive goroutine gave up (typically ENOBUFS: the kernel dropped
-				// notifications). Release the dead socket and start over from a fresh dump.
-				close(s.linkDn)
-				s.linkCh, s.linkDn = nil, nil
+				dead(&s.linkCh, &s.linkDn)
 				repair()
 				continue
 			}
 			s.testHook()
-			s.onLink(u)
+			if s.onLink(u) {
+				s.syncRoutes() // the kernel drops a down link's routes without telling
+			}
 		case u, ok := <-s.addrCh:
 			if !ok {
-				close(s.addrDn)
-				s.addrCh, s.addrDn = nil, nil
+				dead(&s.addrCh, &s.addrDn)
 				repair()
 				continue
 			}
 			s.testHook()
-			s.onAddr(u)
+			if s.onAddr(u) {
+				s.syncRoutes() // routes through a removed address go silently too
+			}
+		case u, ok := <-s.routeCh:
+			if !ok {
+				dead(&s.routeCh, &s.routeDn)
+				repair()
+				continue
+			}
+			s.testHook()
+			s.onRoute(u)
 		case <-retryC:
 			retryC = nil
 			repair()
@@ -290,30 +320,39 @@ func (s *nlWatch) testHook() {
 	}
 }
 
-func (s *nlWatch) onLink(u netlink.LinkUpdate) {
+// onLink handles a link update; it reports whether the link went down.
+func (s *nlWatch) onLink(u netlink.LinkUpdate) (down bool) {
 	if u.Link == nil {
-		return
+		return false
 	}
 	idx := int(u.Index)
 	old, known := s.links[idx]
 	if u.Header.Type == unix.RTM_DELLINK {
 		delete(s.links, idx)
 		if known && old.up && !old.loopback {
-			s.w.emit(NetChange{Kind: LinkChanged, Link: old.name, Up: false})
+			s.w.signal(Change{Kind: LinkDown, Link: old.name})
+			return true
 		}
-		return
+		return false
 	}
 	st := linkStateOf(u.Attrs())
 	s.links[idx] = st
-	if !st.loopback && st.up != old.up { // an unknown link counts as down
-		s.w.emit(NetChange{Kind: LinkChanged, Link: st.name, Up: st.up})
+	if st.loopback || st.up == old.up { // an unknown link counts as down
+		return false
 	}
+	if st.up {
+		s.w.signal(Change{Kind: LinkUp, Link: st.name})
+		return false
+	}
+	s.w.signal(Change{Kind: LinkDown, Link: st.name})
+	return true
 }
 
-func (s *nlWatch) onAddr(u netlink.AddrUpdate) {
+// onAddr handles an address update; it reports whether a reported address went away.
+func (s *nlWatch) onAddr(u netlink.AddrUpdate) (removed bool) {
 	p, ok := prefixFromIPNet(u.LinkAddress)
 	if !ok {
-		return
+		return false
 	}
 	key := addrKey{index: u.LinkIndex, prefix: p}
 	name, known := s.addrs[key]
@@ -321,19 +360,110 @@ func (s *nlWatch) onAddr(u netlink.AddrUpdate) {
 	if !u.NewAddr || !usable {
 		if known {
 			delete(s.addrs, key)
-			s.w.emit(NetChange{Kind: AddrRemoved, Link: name, Addr: p})
+			s.w.signal(Change{Kind: AddrRemoved, Link: name, Addr: p})
+			return true
 		}
-		return
+		return false
 	}
 	if known || !reportableAddr(p.Addr()) {
-		return
+		return false
 	}
 	st, ok := s.linkByIndex(u.LinkIndex)
 	if !ok || st.loopback {
-		return
+		return false
 	}
 	s.addrs[key] = st.name
-	s.w.emit(NetChange{Kind: AddrAdded, Link: st.name, Addr: p})
+	s.w.signal(Change{Kind: AddrAdded, Link: st.name, Addr: p})
+	return false
+}
+
+func (s *nlWatch) onRoute(u netlink.RouteUpdate) {
+	key, c, ok := s.defaultRoute(u.Route)
+	if !ok {
+		return
+	}
+	_, known := s.routes[key]
+	switch {
+	case u.Type == unix.RTM_DELROUTE && known:
+		delete(s.routes, key)
+		c.Kind = DefaultRouteLost
+		s.w.signal(c)
+	case u.Type == unix.RTM_NEWROUTE && !known:
+		s.routes[key] = c
+		s.w.signal(c)
+	}
+}
+
+// defaultRoute returns the key and the DefaultRouteGained change of r if r is a
+// unicast default route outside the local table.
+func (s *nlWatch) defaultRoute(r netlink.Route) (routeKey, Change, bool) {
+	if r.Table == unix.RT_TABLE_LOCAL || (r.Type != 0 && r.Type != unix.RTN_UNICAST) {
+		return routeKey{}, Change{}, false
+	}
+	if r.Dst != nil {
+		if ones, _ := r.Dst.Mask.Size(); ones != 0 || !r.Dst.IP.IsUnspecified() {
+			return routeKey{}, Change{}, false
+		}
+	}
+	key := routeKey{family: r.Family, table: r.Table, index: r.LinkIndex, priority: r.Priority}
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok {
+		key.gw = gw.Unmap()
+	}
+	c := Change{Kind: DefaultRouteGained, Gateway: key.gw}
+	if r.LinkIndex > 0 {
+		if st, ok := s.linkByIndex(r.LinkIndex); ok {
+			c.Link = st.name
+		}
+	}
+	return key, c, true
+}
+
+// syncRoutes re-reads the default routes and reports the difference: the kernel
+// removes the routes of a link that went down, or through an address that went
+// away, without a notification for each.
+func (s *nlWatch) syncRoutes() {
+	routes, err := s.listDefaultRoutes()
+	if err != nil {
+		log.Debugw("list routes", "err", err)
+		return
+	}
+	s.reportRoutes(routes)
+	s.routes = routes
+}
+
+func (s *nlWatch) reportRoutes(routes map[routeKey]Change) {
+	var cs []Change
+	for k, c := range s.routes {
+		if _, ok := routes[k]; !ok {
+			c.Kind = DefaultRouteLost
+			cs = append(cs, c)
+		}
+	}
+	for k, c := range routes {
+		if _, ok := s.routes[k]; !ok {
+			cs = append(cs, c)
+		}
+	}
+	sortChanges(cs)
+	for _, c := range cs {
+		s.w.signal(c)
+	}
+}
+
+func (s *nlWatch) listDefaultRoutes() (map[routeKey]Change, error) {
+	rs, err := dumpRetry(func() ([]netlink.Route, error) {
+		return s.handle.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[routeKey]Change)
+	for _, r := range rs {
+		if k, c, ok := s.defaultRoute(r); ok {
+			out[k] = c
+		}
+	}
+	return out, nil
 }
 
 // linkByIndex returns what is known of a link; an address event can arrive before the
@@ -345,15 +475,15 @@ func (s *nlWatch) linkByIndex(idx int) (linkState, bool) {
 	}
 	l, err := s.handle.LinkByIndex(idx)
 	if err != nil {
-		log.Debugw("address on unknown link", "index", idx, "err", err)
+		log.Debugw("address or route on unknown link", "index", idx, "err", err)
 		return linkState{}, false
 	}
 	return linkStateOf(l.Attrs()), true
 }
 
-// sync dumps the kernel's links and addresses. With report false the dump becomes the
-// baseline; with report true (after lost notifications) differences to what the watcher
-// last knew are reported first.
+// sync dumps the kernel's links, addresses and default routes. With report false the
+// dump becomes the baseline; with report true (after lost notifications) differences
+// to what the watcher last knew are reported first.
 func (s *nlWatch) sync(report bool) error {
 	links, err := dumpRetry(s.handle.LinkList)
 	if err != nil {
@@ -382,47 +512,44 @@ func (s *nlWatch) sync(report bool) error {
 	}
 
 	if report {
-		var changes []NetChange
+		var changes []Change
 		for idx, old := range s.links {
 			st := newLinks[idx] // gone: zero state, down
 			if !old.loopback && old.up && !st.up {
-				changes = append(changes, NetChange{Kind: LinkChanged, Link: old.name, Up: false})
+				changes = append(changes, Change{Kind: LinkDown, Link: old.name})
 			}
 		}
 		for k, name := range s.addrs {
 			if _, ok := newAddrs[k]; !ok {
-				changes = append(changes, NetChange{Kind: AddrRemoved, Link: name, Addr: k.prefix})
+				changes = append(changes, Change{Kind: AddrRemoved, Link: name, Addr: k.prefix})
 			}
 		}
 		for idx, st := range newLinks {
 			if !st.loopback && st.up && !s.links[idx].up {
-				changes = append(changes, NetChange{Kind: LinkChanged, Link: st.name, Up: true})
+				changes = append(changes, Change{Kind: LinkUp, Link: st.name})
 			}
 		}
 		for k, name := range newAddrs {
 			if _, ok := s.addrs[k]; !ok {
-				changes = append(changes, NetChange{Kind: AddrAdded, Link: name, Addr: k.prefix})
+				changes = append(changes, Change{Kind: AddrAdded, Link: name, Addr: k.prefix})
 			}
 		}
-		// Downs and removals first, then ups and additions, each sorted by link and address.
-		slices.SortStableFunc(changes, func(a, b NetChange) int {
-			return cmp.Or(cmp.Compare(netChangeRank(a), netChangeRank(b)), cmp.Compare(a.Link, b.Link),
-				a.Addr.Addr().Compare(b.Addr.Addr()))
-		})
+		sortChanges(changes)
 		for _, c := range changes {
-			s.w.emit(c)
+			s.w.signal(c)
 		}
 	}
 	s.links, s.addrs = newLinks, newAddrs
-	return nil
-}
 
-// netChangeRank orders losses (0) before gains (1).
-func netChangeRank(c NetChange) int {
-	if c.Kind == AddrRemoved || (c.Kind == LinkChanged && !c.Up) {
-		return 0
+	routes, err := s.listDefaultRoutes()
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
 	}
-	return 1
+	if report {
+		s.reportRoutes(routes)
+	}
+	s.routes = routes
+	return nil
 }
 
 // dumpRetry retries a netlink dump the kernel interrupted (state changed mid-dump); after
@@ -438,4 +565,23 @@ func dumpRetry[T any](list func() ([]T, error)) ([]T, error) {
 			return res, nil
 		}
 	}
+}
+
+// runInNamespace runs f on a fresh thread inside ns (the calling thread's namespace
+// for netns.None()). The thread stays locked until its goroutine ends, so the runtime
+// retires it: no other goroutine ever runs on a thread left in ns.
+func runInNamespace(ns netns.NsHandle, f func() error) error {
+	if !ns.IsOpen() {
+		return f()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter network namespace: %w", err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package healthmon
+package netwatch
 
 import (
 	"fmt"
@@ -147,11 +147,14 @@ func netlinkAddr(t *testing.T, prefix string) *netlink.Addr {
 	return &netlink.Addr{IPNet: ipnet}
 }
 
-func startNetWatcher(t *testing.T, opts ...NetWatchOption) *NetWatcher {
+func startNetWatcher(t *testing.T, opts ...Option) *Watcher {
 	t.Helper()
-	w, err := WatchNetwork(opts...)
+	w, err := New(nil, append([]Option{WithWakeCheck(0)}, opts...)...)
 	if err != nil {
-		t.Fatalf("WatchNetwork: %v", err)
+		t.Fatalf("New: %v", err)
+	}
+	if w.Polling() {
+		t.Fatal("watcher polls: netlink should be available here")
 	}
 	t.Cleanup(func() { w.Close() })
 	return w
@@ -159,7 +162,7 @@ func startNetWatcher(t *testing.T, opts ...NetWatchOption) *NetWatcher {
 
 // expectNetChange reads until want arrives. Link changes of the links in ignore are skipped
 // (a veth peer's state follows its partner's); any other change fails the test.
-func expectNetChange(t *testing.T, w *NetWatcher, want NetChange, ignore ...string) {
+func expectNetChange(t *testing.T, w *Watcher, want Change, ignore ...string) {
 	t.Helper()
 	deadline := time.After(netWaitLimit)
 	for {
@@ -171,7 +174,7 @@ func expectNetChange(t *testing.T, w *NetWatcher, want NetChange, ignore ...stri
 			if c == want {
 				return
 			}
-			if c.Kind == LinkChanged && slices.Contains(ignore, c.Link) {
+			if (c.Kind == LinkUp || c.Kind == LinkDown) && slices.Contains(ignore, c.Link) {
 				continue
 			}
 			t.Fatalf("got change %q while waiting for %q", c, want)
@@ -189,13 +192,13 @@ func TestNetWatchLinkAndAddrChanges(t *testing.T) {
 	w := startNetWatcher(t, WithNetNS(tn.ns))
 
 	tn.setUp(t, tn.a, true)
-	expectNetChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: true}, "nw1")
+	expectNetChange(t, w, Change{Kind: LinkUp, Link: "nw0"}, "nw1")
 	tn.addAddr(t, tn.a, "10.123.0.1/24")
-	expectNetChange(t, w, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.0.1/24")}, "nw1")
+	expectNetChange(t, w, Change{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.0.1/24")}, "nw1")
 	tn.setUp(t, tn.a, false)
-	expectNetChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: false}, "nw1")
+	expectNetChange(t, w, Change{Kind: LinkDown, Link: "nw0"}, "nw1")
 	tn.delAddr(t, tn.a, "10.123.0.1/24")
-	expectNetChange(t, w, NetChange{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.0.1/24")}, "nw1")
+	expectNetChange(t, w, Change{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.0.1/24")}, "nw1")
 }
 
 // Updates that flip nothing, the loopback link, link-local addresses and the state present
@@ -219,18 +222,18 @@ func TestNetWatchFiltersNoise(t *testing.T) {
 	tn.addAddr(t, tn.a, "fe80::1234/64")
 	tn.addAddr(t, tn.a, "169.254.9.9/16")
 	tn.addAddr(t, tn.a, "10.123.0.7/24")
-	expectNetChange(t, w, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.0.7/24")})
+	expectNetChange(t, w, Change{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.0.7/24")})
 	if err := tn.h.LinkSetMTU(tn.a, 1300); err != nil {
 		t.Fatalf("set MTU: %v", err)
 	}
 	tn.delAddr(t, tn.a, "10.123.9.50/24")
-	expectNetChange(t, w, NetChange{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.9.50/24")})
+	expectNetChange(t, w, Change{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.9.50/24")})
 }
 
 // readChangesUntil reads w's changes until want arrives and returns the changes read before it.
-func readChangesUntil(t *testing.T, w *NetWatcher, want NetChange) []NetChange {
+func readChangesUntil(t *testing.T, w *Watcher, want Change) []Change {
 	t.Helper()
-	var before []NetChange
+	var before []Change
 	timeout := time.After(netWaitLimit)
 	for {
 		select {
@@ -256,8 +259,8 @@ func readChangesUntil(t *testing.T, w *NetWatcher, want NetChange) []NetChange {
 func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 	tn := newVethNS(t)
 	const buffer = 8
-	idle := startNetWatcher(t, WithNetNS(tn.ns), WithNetChangeBuffer(buffer)) // never read before Close
-	late := startNetWatcher(t, WithNetNS(tn.ns), WithNetChangeBuffer(buffer)) // read after each flood
+	idle := startNetWatcher(t, WithNetNS(tn.ns), WithBuffer(buffer)) // never read before Close
+	late := startNetWatcher(t, WithNetNS(tn.ns), WithBuffer(buffer)) // read after each flood
 
 	// Phase 1: nw1 is down, so nw0 flaps administratively but never runs; the watchers digest
 	// every link update, and only the 40 address additions are reportable.
@@ -281,12 +284,12 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 		t.Fatalf("the kernel overran the netlink socket (%d resyncs); the expected order below assumes it did not", late.resyncs.Load())
 	}
 	tn.addAddr(t, tn.a, "10.123.2.1/32")
-	got := readChangesUntil(t, late, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.2.1/32")})
+	got := readChangesUntil(t, late, Change{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.2.1/32")})
 	// The buffer held the newest 8 additions, oldest first. The sentinel took the slot of the
 	// oldest, unless the reader had already taken that one.
-	var want []NetChange
+	var want []Change
 	for _, host := range []int{17, 117, 18, 118, 19, 119, 20, 120} {
-		want = append(want, NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix(fmt.Sprintf("10.123.1.%d/32", host))})
+		want = append(want, Change{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix(fmt.Sprintf("10.123.1.%d/32", host))})
 	}
 	if !slices.Equal(got, want) && !slices.Equal(got, want[1:]) {
 		t.Errorf("late reader got %q before the newest change, want the newest additions %q", got, want)
@@ -308,14 +311,14 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 	}
 	tn.setUp(t, tn.link(t, "nw3"), true)
 	tn.setUp(t, tn.link(t, "nw2"), true) // nw2 up: after every nw0/nw1 change on the link socket
-	got = readChangesUntil(t, late, NetChange{Kind: LinkChanged, Link: "nw2", Up: true})
-	var last *NetChange
+	got = readChangesUntil(t, late, Change{Kind: LinkUp, Link: "nw2"})
+	var last *Change
 	for i := range got {
 		if got[i].Link == "nw0" {
 			last = &got[i]
 		}
 	}
-	if last == nil || last.Up || late.Dropped() == dropped {
+	if last == nil || last.Kind == LinkUp || late.Dropped() == dropped {
 		t.Errorf("last nw0 change read = %v, want nw0 down after drops (dropped %d more, read %q)", last, late.Dropped()-dropped, got)
 	}
 	t.Logf("phase 2: late reader got %q, dropped %d more", got, late.Dropped()-dropped)
@@ -343,17 +346,17 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 func TestNetWatchCloseIdempotent(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts func(t *testing.T) []NetWatchOption
+		opts func(t *testing.T) []Option
 	}{
-		{"own namespace", func(*testing.T) []NetWatchOption { return nil }},
-		{"test namespace", func(t *testing.T) []NetWatchOption { return []NetWatchOption{WithNetNS(newVethNS(t).ns)} }},
+		{"own namespace", func(*testing.T) []Option { return nil }},
+		{"test namespace", func(t *testing.T) []Option { return []Option{WithNetNS(newVethNS(t).ns)} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.opts(t)
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-			w, err := WatchNetwork(opts...)
+			w, err := New(nil, opts...)
 			if err != nil {
-				t.Fatalf("WatchNetwork: %v", err)
+				t.Fatalf("New: %v", err)
 			}
 			var wg sync.WaitGroup
 			for range 3 {
@@ -411,8 +414,8 @@ func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
 	tn.addAddr(t, tn.a, "10.123.3.1/24")
 	releaseOnce.Do(func() { close(release) })
 
-	removed := NetChange{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.3.9/24")}
-	added := NetChange{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.3.1/24")}
+	removed := Change{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.3.9/24")}
+	added := Change{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.3.1/24")}
 	var sawRemoved, sawAdded bool
 	timeout := time.After(netWaitLimit)
 	for !sawRemoved || !sawAdded || w.resyncs.Load() == 0 {
@@ -435,7 +438,7 @@ func TestNetWatchResyncsAfterKernelDropsNotifications(t *testing.T) {
 	}
 	tn.setUp(t, tn.link(t, "nw3"), true)
 	tn.setUp(t, tn.link(t, "nw2"), true)
-	want := NetChange{Kind: LinkChanged, Link: "nw2", Up: true}
+	want := Change{Kind: LinkUp, Link: "nw2"}
 	timeout = time.After(netWaitLimit)
 	for found := false; !found; {
 		select {
@@ -461,7 +464,7 @@ func TestNetWatchLeavesCallerNamespace(t *testing.T) {
 	w := startNetWatcher(t, WithNetNS(tn.ns))
 	tn.setUp(t, tn.b, true)
 	tn.setUp(t, tn.a, true)
-	expectNetChange(t, w, NetChange{Kind: LinkChanged, Link: "nw0", Up: true}, "nw1")
+	expectNetChange(t, w, Change{Kind: LinkUp, Link: "nw0"}, "nw1")
 	w.Close()
 	after, err := netns.Get()
 	if err != nil {
