@@ -495,35 +495,54 @@ func TestProbeRotates(t *testing.T) {
 	if !connected(h, backupNode.ID()) || dials.dials.Load() != 4 {
 		t.Fatalf("backup peer connected %v after %d dials, want connected after 4", connected(h, backupNode.ID()), dials.dials.Load())
 	}
+	// A failed probe schedules nothing: the tracker is Idle, not Retrying.
 	for _, nd := range boot {
-		if tr := tracker(h, nd.ID()); tr.AttemptCount != 1 || tr.State != resilience.Retrying {
-			t.Errorf("tracker of %s: %v with %d attempts, want retrying after 1", nd.ID(), tr.State, tr.AttemptCount)
+		if tr := tracker(h, nd.ID()); tr.AttemptCount != 1 || tr.State != resilience.Idle {
+			t.Errorf("tracker of %s: %v with %d attempts, want idle after 1", nd.ID(), tr.State, tr.AttemptCount)
 		}
 	}
 
-	// Eight concurrent probes: two rounds; the connected backup peer needs
-	// no dial, each stopped peer gets exactly two more.
+	// Eight concurrent probes: the connected backup peer is skipped (a dial
+	// to it would prove nothing), so each probe goes to a stopped peer;
+	// probes of one peer that overlap share its dial, so there are at most
+	// eight more dials, and every dial is counted exactly once.
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() { _ = b.Probe(ctx) })
+		wg.Go(func() {
+			if err := b.Probe(ctx); err == nil {
+				t.Error("a probe succeeded with only stopped peers to dial")
+			}
+		})
 	}
 	wg.Wait()
-	if got := dials.dials.Load(); got != 4+6 {
-		t.Errorf("%d dials after 12 probes, want 10", got)
+	extra := dials.dials.Load() - 4
+	if extra < 3 || extra > 8 {
+		t.Errorf("%d dials for 8 concurrent probes of 3 stopped peers, want 3..8", extra)
 	}
-	// Attempts and failures are counted exactly: overlapping ConnectOnce
-	// calls to one peer each count their attempt once.
+	var attempts int64
 	for _, nd := range boot {
-		if tr := tracker(h, nd.ID()); tr.AttemptCount != 3 || tr.ConsecutiveFailures != 3 || tr.State != resilience.Retrying {
-			t.Errorf("tracker of %s: %v with %d attempts and %d failures, want retrying after 3 and 3",
+		tr := tracker(h, nd.ID())
+		if tr.AttemptCount != tr.ConsecutiveFailures || tr.State != resilience.Idle {
+			t.Errorf("tracker of %s: %v with %d attempts and %d failures, want idle with attempts = failures",
 				nd.ID(), tr.State, tr.AttemptCount, tr.ConsecutiveFailures)
 		}
+		attempts += int64(tr.AttemptCount)
+	}
+	if want := dials.dials.Load() - 1; attempts != want { // one dial reached the backup peer
+		t.Errorf("trackers of the stopped peers count %d attempts, the dialer made %d dials to them", attempts, want)
 	}
 
-	// The next probe goes to the first bootstrap peer again; it is back.
+	// The first bootstrap peer is back: the rotation reaches it within one
+	// turn over the three stopped peers.
 	boot[0].Start()
-	if err := b.Probe(ctx); err != nil {
-		t.Fatalf("probe of the restarted peer: %v", err)
+	var err2 error
+	for range 3 {
+		if err2 = b.Probe(ctx); err2 == nil {
+			break
+		}
+	}
+	if err2 != nil {
+		t.Fatalf("probe of the restarted peer: %v", err2)
 	}
 	if !connected(h, boot[0].ID()) || !h.ConnManager().IsProtected(boot[0].ID(), ProtectTag) {
 		t.Error("restarted bootstrap peer not connected and protected after a successful probe")
@@ -538,13 +557,14 @@ func TestRecoverResetsExhausted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "backup.json")
 	s := newSubject(t, infos(boot), WithRetryConfig(testProfile()), WithBackupFile(path))
 	ctx := ctxTimeout(t)
-	// Two failed probes leave the tracker Retrying with two attempts.
+	// Two failed probes leave the tracker Idle (nothing is scheduled) with
+	// two attempts and two failures.
 	for range 2 {
 		if err := s.b.Probe(ctx); err == nil {
 			t.Fatal("probe of a stopped peer succeeded")
 		}
 	}
-	if tr := tracker(s.h, boot.ID()); tr.State != resilience.Retrying || tr.AttemptCount != 2 {
+	if tr := tracker(s.h, boot.ID()); tr.State != resilience.Idle || tr.AttemptCount != 2 || tr.ConsecutiveFailures != 2 {
 		t.Fatalf("tracker after two probes: %v with %d attempts", tr.State, tr.AttemptCount)
 	}
 	res, err := s.b.Bootstrap(ctx)
@@ -689,7 +709,11 @@ func TestPeriodicSaveAndClose(t *testing.T) {
 		t.Errorf("BackupPeers = %v after the save", got)
 	}
 
-	if err := s.b.Probe(ctxTimeout(t)); err != nil { // the connected bootstrap peer: protected
+	// Probe skips connected peers: evidence is a new connection.
+	if err := s.b.Probe(ctxTimeout(t)); !errors.Is(err, ErrAllConnected) {
+		t.Fatalf("Probe with every candidate connected = %v, want ErrAllConnected", err)
+	}
+	if err := s.b.Recover(ctxTimeout(t)); err != nil { // the connected bootstrap peer: protected
 		t.Fatal(err)
 	}
 	if !s.h.ConnManager().IsProtected(boot.ID(), ProtectTag) {

@@ -49,13 +49,17 @@ func ctxTimeout(t *testing.T) context.Context {
 // dialCounter is a dialer.MetricsTracer that counts dials.
 type dialCounter struct{ dials atomic.Int64 }
 
-func (c *dialCounter) DialAttempted(dialer.ErrorClass) { c.dials.Add(1) }
-func (c *dialCounter) ConnectJoined()                  {}
-func (c *dialCounter) SwarmBackoffCleared()            {}
-func (c *dialCounter) ReconnectStarted()               {}
-func (c *dialCounter) ReconnectSucceeded()             {}
-func (c *dialCounter) ReconnectRoundFailed()           {}
-func (c *dialCounter) RetryEventDropped()              {}
+func (c *dialCounter) DialAttempted(class dialer.ErrorClass) {
+	if class != dialer.ClassDialBackoff { // the swarm refused without dialling
+		c.dials.Add(1)
+	}
+}
+func (c *dialCounter) ConnectJoined()        {}
+func (c *dialCounter) SwarmBackoffCleared()  {}
+func (c *dialCounter) ReconnectStarted()     {}
+func (c *dialCounter) ReconnectSucceeded()   {}
+func (c *dialCounter) ReconnectRoundFailed() {}
+func (c *dialCounter) RetryEventDropped()    {}
 
 // dhtNode starts a kad-dht server node on 127.0.0.1.
 func dhtNode(t *testing.T) *testnet.Node {

@@ -154,6 +154,3 @@ func (l *ipLimiter) refused(addrs []ma.Multiaddr) bool {
 	}
 	return true
 }
-
-// rateLimitPause is one token of go-libp2p's default per-IP connection rate.
-const rateLimitPause = time.Duration(float64(time.Second) / DefaultIPDialRate)

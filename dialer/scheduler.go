@@ -41,15 +41,19 @@ type peerDials struct {
 	id   peer.ID
 	kick chan struct{} // capacity 1: a pending "dial now" for a waiting round
 
-	addrs   []ma.Multiaddr          // h.mu; replaced, never modified in place
-	cfg     *resilience.RetryConfig // h.mu; profile asked for by the first round waiter, nil = the peer's
-	prio    resilience.Priority     // h.mu; highest priority asked for since the run started
-	vals    context.Context         // h.mu; the first waiter's context values
-	rounds  map[*waiter]struct{}    // h.mu; waiting for the round's end
-	probes  map[*waiter]struct{}    // h.mu; waiting for the next dial's end
-	run     *run                    // h.mu; the run in progress, nil between runs
-	dials   uint32                  // h.mu; dials the worker made
-	waiting bool                    // h.mu; a round waits out its backoff
+	addrs  []ma.Multiaddr          // h.mu; replaced, never modified in place
+	cfg    *resilience.RetryConfig // h.mu; profile asked for by the first round waiter, nil = the peer's
+	prio   resilience.Priority     // h.mu; highest priority asked for since the run started
+	vals   context.Context         // h.mu; the first waiter's context values
+	rounds map[*waiter]struct{}    // h.mu; waiting for the round's end
+	probes map[*waiter]struct{}    // h.mu; waiting for the next dial's end
+	run    *run                    // h.mu; the run in progress, nil between runs
+	dials  uint32                  // h.mu; dials the worker made
+	// batch holds the probes the last dial answers, once its result (batchErr)
+	// is recorded in the tracker. h.mu.
+	batch    map[*waiter]struct{}
+	batchErr error
+	waiting  bool // h.mu; a round waits out its backoff
 }
 
 // run is one round or probe of a worker.
@@ -295,14 +299,25 @@ func (h *Host) work(p *peerDials) {
 
 		h.mu.Lock()
 		p.run, p.waiting = nil, false
-		if !r.abandoned {
-			if r.round || err == nil {
-				h.finishLocked(p, p.rounds, err)
-			}
-			h.finishLocked(p, p.probes, err)
+		h.answerLocked(p)
+		if !r.abandoned && (r.round || err == nil) {
+			// A probe run that failed leaves the round waiters for a round.
+			h.finishLocked(p, p.rounds, err)
+		}
+		if err == nil {
+			h.finishLocked(p, p.probes, nil) // connected: no dial needed
 		}
 		p.prio = p.waitersPriority()
 		h.mu.Unlock()
+	}
+}
+
+// answerLocked answers the probes waiting for the last dial, once its result
+// is in the tracker. h.mu must be held.
+func (h *Host) answerLocked(p *peerDials) {
+	if p.batch != nil {
+		h.finishLocked(p, p.batch, p.batchErr)
+		p.batch, p.batchErr = nil, nil
 	}
 }
 
@@ -334,6 +349,7 @@ func (h *Host) round(p *peerDials, r *run, cfg resilience.RetryConfig) error {
 		resilience.OnRetry(func(attempt uint32, err error, delay time.Duration) {
 			h.mu.Lock()
 			p.waiting = true
+			h.answerLocked(p) // the failure is recorded now
 			h.mu.Unlock()
 			log.Debugw("dial failed, retrying", "peer", p.id, "attempt", attempt, "err", err, "delay", delay)
 			h.events.notify(EvtConnectRetry{Peer: p.id, Attempt: attempt, Err: err, Delay: delay})
@@ -378,6 +394,9 @@ func (h *Host) probe(p *peerDials, r *run, cfg resilience.RetryConfig) error {
 			t.RecordFailure(err)
 			t.RecordStopped() // nothing is scheduled: Retrying becomes Idle
 		})
+		h.mu.Lock()
+		h.answerLocked(p)
+		h.mu.Unlock()
 		return err
 	}
 }
@@ -409,11 +428,8 @@ func (h *Host) attempt(ctx context.Context, p *peerDials) error {
 		h.gate.Release()
 		if Classify(err) == ClassRateLimited && ctx.Err() == nil {
 			log.Debugw("dial refused by the connection rate limit; waiting, not counted", "peer", p.id, "err", err)
-			if h.cfg.tracer != nil {
-				h.cfg.tracer.DialAttempted(ClassRateLimited)
-			}
 			if !h.ipLimit.refused(pi.Addrs) {
-				if err := resilience.Sleep(ctx, rateLimitPause); err != nil {
+				if err := resilience.Sleep(ctx, h.rateLimitPause()); err != nil {
 					return err
 				}
 			}
@@ -421,16 +437,25 @@ func (h *Host) attempt(ctx context.Context, p *peerDials) error {
 		}
 		h.mu.Lock()
 		p.dials++
-		probes := p.probes
-		p.probes = make(map[*waiter]struct{})
 		if err == nil || ctx.Err() == nil {
-			h.finishLocked(p, probes, err)
-		} else {
-			p.probes = probes // cut short: the probes wait for the next dial
+			// The probes waiting now are answered by this dial, once it is
+			// recorded; a dial cut short leaves them for the next one.
+			p.batch, p.batchErr = p.probes, err
+			p.probes = make(map[*waiter]struct{})
 		}
 		h.mu.Unlock()
 		return err
 	}
+}
+
+// rateLimitPause is how long a dial refused by the connection rate limit waits
+// when the mirror cannot tell: one token at the configured rate.
+func (h *Host) rateLimitPause() time.Duration {
+	r := h.cfg.ipDialRate
+	if r <= 0 {
+		r = DefaultIPDialRate
+	}
+	return time.Duration(float64(time.Second) / r)
 }
 
 // defaultPriority is the gate priority of a request that does not set one.
