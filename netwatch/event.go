@@ -8,7 +8,7 @@ import (
 )
 
 // MaxEventChanges bounds [EvtNetworkChanged.Changes]; a longer burst keeps its
-// newest changes and counts the rest in Count.
+// first and newest changes and counts the rest in Count.
 const MaxEventChanges = 32
 
 // EvtNetworkChanged is emitted on the host's event bus when the host's own network
@@ -32,8 +32,8 @@ const MaxEventChanges = 32
 // link costs subscribers one event per window, and the first sign of a change is
 // never held back.
 type EvtNetworkChanged struct {
-	// Changes are the changes the event reports, oldest first: the newest
-	// MaxEventChanges of them.
+	// Changes are the changes the event reports, oldest first; of a burst longer
+	// than MaxEventChanges, the first and the newest.
 	Changes []Change
 	// Count is how many changes the event stands for; more than len(Changes) when
 	// older changes of a long burst were left out.
@@ -80,8 +80,8 @@ func newPublisher(em event.Emitter, damping time.Duration) *publisher {
 // add queues c; it never blocks.
 func (p *publisher) add(c Change) {
 	p.mu.Lock()
-	if len(p.pending) == MaxEventChanges {
-		p.pending = append(p.pending[:0], p.pending[1:]...)
+	if len(p.pending) == MaxEventChanges { // keep the first: it may be the one emitted alone
+		p.pending = append(p.pending[:1], p.pending[2:]...)
 	}
 	p.pending = append(p.pending, c)
 	p.count++
@@ -105,13 +105,12 @@ func (p *publisher) take(n int) (e EvtNetworkChanged, ok bool) {
 		p.pending, p.count = nil, 0
 		return e, true
 	}
-	// n < count: the oldest pending changes; any left out of pending are older still
-	// and are counted with the first event.
-	skipped := p.count - len(p.pending)
+	// n < count: the oldest pending changes. Changes left out of pending are newer
+	// than pending[0] (see add) and stay counted with the rest.
 	k := min(n, len(p.pending))
-	e = EvtNetworkChanged{Changes: append([]Change(nil), p.pending[:k]...), Count: k + skipped}
+	e = EvtNetworkChanged{Changes: append([]Change(nil), p.pending[:k]...), Count: k}
 	p.pending = append(p.pending[:0], p.pending[k:]...)
-	p.count -= e.Count
+	p.count -= k
 	return e, true
 }
 

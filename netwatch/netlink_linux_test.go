@@ -153,9 +153,6 @@ func startNetWatcher(t *testing.T, opts ...Option) *Watcher {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	if w.Polling() {
-		t.Fatal("watcher polls: netlink should be available here")
-	}
 	t.Cleanup(func() { w.Close() })
 	return w
 }
@@ -311,6 +308,15 @@ func TestNetWatchSlowReaderDoesNotBlock(t *testing.T) {
 	}
 	tn.setUp(t, tn.link(t, "nw3"), true)
 	tn.setUp(t, tn.link(t, "nw2"), true) // nw2 up: after every nw0/nw1 change on the link socket
+	// The 20 flips of nw0 alone overflow the buffer of 8; wait until the watcher, which
+	// may lag on a loaded machine, has digested them before the reader starts.
+	deadline = time.Now().Add(netWaitLimit)
+	for late.Dropped()-dropped < 20-buffer {
+		if time.Now().After(deadline) {
+			t.Fatalf("late watcher dropped %d changes of the flaps within %v, want at least %d", late.Dropped()-dropped, netWaitLimit, 20-buffer)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	got = readChangesUntil(t, late, Change{Kind: LinkUp, Link: "nw2"})
 	var last *Change
 	for i := range got {
@@ -474,4 +480,58 @@ func TestNetWatchLeavesCallerNamespace(t *testing.T) {
 	if !before.Equal(after) || before.Equal(tn.ns) {
 		t.Fatalf("calling thread moved: namespace before %s, after %s, test namespace %s", before, after, tn.ns)
 	}
+}
+
+// Default routes: one added is reported, and the kernel dropping it with its link
+// (which it does without a notification) is reported too.
+func TestNetWatchDefaultRoutes(t *testing.T) {
+	tn := newVethNS(t)
+	tn.setUp(t, tn.b, true)
+	tn.setUp(t, tn.a, true)
+	tn.waitRunning(t, "nw0", true)
+	tn.waitRunning(t, "nw1", true)
+	tn.addAddr(t, tn.a, "10.123.7.1/24")
+	w := startNetWatcher(t, WithNetNS(tn.ns))
+
+	gw := netip.MustParseAddr("10.123.7.254")
+	route := func() *netlink.Route {
+		return &netlink.Route{LinkIndex: tn.a.Attrs().Index, Gw: net.IP(gw.AsSlice())}
+	}
+	if err := tn.h.RouteAdd(route()); err != nil {
+		t.Fatalf("add default route: %v", err)
+	}
+	gained := Change{Kind: DefaultRouteGained, Link: "nw0", Gateway: gw}
+	lost := Change{Kind: DefaultRouteLost, Link: "nw0", Gateway: gw}
+	expectNetChange(t, w, gained, "nw1")
+	tn.setUp(t, tn.a, false)
+	expectNetChange(t, w, Change{Kind: LinkDown, Link: "nw0"}, "nw1")
+	expectNetChange(t, w, lost, "nw1")
+
+	tn.setUp(t, tn.a, true)
+	tn.waitRunning(t, "nw0", true)
+	expectNetChange(t, w, Change{Kind: LinkUp, Link: "nw0"}, "nw1")
+	if err := tn.h.RouteAdd(route()); err != nil {
+		t.Fatalf("add default route again: %v", err)
+	}
+	expectNetChange(t, w, gained, "nw1")
+	if err := tn.h.RouteDel(route()); err != nil {
+		t.Fatalf("delete default route: %v", err)
+	}
+	expectNetChange(t, w, lost, "nw1")
+}
+
+// The polling source reads the watched namespace's interfaces, not the caller's.
+func TestPollingInNamespace(t *testing.T) {
+	tn := newVethNS(t)
+	tn.setUp(t, tn.b, true)
+	w := startNetWatcher(t, WithNetNS(tn.ns), WithPolling(20*time.Millisecond))
+	if !w.Polling() {
+		t.Fatal("Polling() = false with WithPolling")
+	}
+	tn.setUp(t, tn.a, true)
+	expectNetChange(t, w, Change{Kind: LinkUp, Link: "nw0"}, "nw1")
+	tn.addAddr(t, tn.a, "10.123.8.1/24")
+	expectNetChange(t, w, Change{Kind: AddrAdded, Link: "nw0", Addr: mustPrefix("10.123.8.1/24")}, "nw1")
+	tn.delAddr(t, tn.a, "10.123.8.1/24")
+	expectNetChange(t, w, Change{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.8.1/24")}, "nw1")
 }
