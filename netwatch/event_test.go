@@ -44,7 +44,9 @@ func addr(i int) Change {
 	return Change{Kind: AddrAdded, Link: "eth0", Addr: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 32)}
 }
 
-func evt(count int, cs ...Change) EvtNetworkChanged { return EvtNetworkChanged{Changes: cs, Count: count} }
+func evt(count int, cs ...Change) EvtNetworkChanged {
+	return EvtNetworkChanged{Changes: cs, Count: count}
+}
 
 func equalEvents(a, b []EvtNetworkChanged) bool {
 	return slices.EqualFunc(a, b, func(x, y EvtNetworkChanged) bool {
@@ -70,7 +72,7 @@ func TestEventDampingCountsNotDelays(t *testing.T) {
 			{at: time.Second, want: []EvtNetworkChanged{evt(3, up, down, up)}},
 			{at: 1500 * time.Millisecond, signal: []Change{down}},
 			{at: 2 * time.Second, want: []EvtNetworkChanged{evt(1, down)}}, // the burst went on: one more window
-			{at: 3 * time.Second},                                         // a quiet window closes
+			{at: 3 * time.Second}, // a quiet window closes
 			{at: 3500 * time.Millisecond, signal: []Change{up}, want: []EvtNetworkChanged{evt(1, up)}},
 		}
 		start := time.Now()
