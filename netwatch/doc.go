@@ -19,7 +19,10 @@
 // difference. Where netlink is unavailable (another operating system, or a sandbox
 // that denies netlink sockets, as Android does: kubo#9513) it falls back to listing
 // the interfaces and their addresses every [DefaultPollInterval] and reporting the
-// differences; [WithPolling] forces that. Polling sees no routes.
+// differences; [WithPolling] forces that. Polling sees no routes. (On Linux the
+// standard library lists interfaces over netlink too; a sandbox that denies even
+// that dump, as some Android versions do, golang/go#40569, leaves the watcher with
+// sleep detection alone: each failed listing is logged and retried.)
 //
 // Sleep is a signal too: while a machine is suspended its monotonic clock stands
 // still and its wall clock does not. Every [DefaultWakeCheck] the watcher compares
