@@ -9,14 +9,20 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
+	"github.com/chiral-network/go-libp2p-resilience/internal/fsutil"
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
+
+// maxConfigFileSize bounds what --config reads (a real config is a few hundred bytes).
+const maxConfigFileSize = 1 << 20
 
 // config is what `run` needs: the JSON config file's content with flags on top.
 type config struct {
@@ -97,7 +103,8 @@ func (f *runFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.bootstrapFile, "bootstrap-file", "", "`file` of bootstrap multiaddrs, one per line")
 	fs.StringVar(&f.identity, "identity", d.Identity, "private key `file` (created with mode 0600 if missing)")
 	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "`dir`ectory for backup peers")
-	fs.IntVar(&f.minPeers, "min-peers", d.MinPeers, "routing-table peers needed to be healthy")
+	f.minPeers = d.MinPeers
+	fs.Var(decimalInt{&f.minPeers}, "min-peers", "routing-table peers needed to be healthy (decimal)")
 	fs.StringVar(&f.mode, "mode", d.Mode, "DHT mode: server, client or auto")
 	fs.StringVar(&f.dht, "dht", d.DHT, "which DHT: dual (WAN + LAN, as kubo), wan or lan (lan runs as a server unless --mode client)")
 	fs.StringVar(&f.loopbackOnLanDHT, "loopback-addresses-on-lan-dht", d.LoopbackOnLanDHT, "keep loopback addresses in the LAN DHT (kubo's Routing.LoopbackAddressesOnLanDHT): auto (when listen and bootstrap addresses are all loopback), true or false")
@@ -154,20 +161,25 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
+// readConfigFile reads the --config file: a regular file (never blocking on a
+// FIFO) of at most maxConfigFileSize, strict JSON (see checkStrictJSON) with
+// known fields only. Errors name the file and the field and quote at most
+// textutil.MaxQuoted bytes of a value.
 func readConfigFile(path string, c *config) error {
-	data, err := os.ReadFile(path)
+	shown := textutil.Clip(path, textutil.MaxQuoted)
+	data, err := fsutil.ReadFile(path, maxConfigFileSize)
 	if err != nil {
-		return fmt.Errorf("config file %s: %w", path, unwrapPathError(err))
+		return fmt.Errorf("config file %s: %w", shown, err)
+	}
+	if err := checkStrictJSON(data); err != nil {
+		return fmt.Errorf("config file %s: %s", shown, textutil.Clip(err.Error(), 2*textutil.MaxQuoted))
 	}
 	defaults := c.Listen
 	c.Listen = nil // to tell whether the file sets it
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("config file %s: trailing data after the JSON object", path)
+		return fmt.Errorf("config file %s: %s", shown, textutil.Clip(err.Error(), 2*textutil.MaxQuoted))
 	}
 	if c.Listen != nil {
 		c.defaultListen = false
@@ -182,7 +194,7 @@ func readConfigFile(path string, c *config) error {
 	}{{"retry.dht_bootstrap", c.Retry.DHTBootstrap, &c.bootstrapCfg}, {"retry.dht_peer", c.Retry.DHTPeer, &c.peerCfg}} {
 		if len(r.raw) > 0 {
 			if err := json.Unmarshal(r.raw, r.dst); err != nil {
-				return fmt.Errorf("config file %s: %s: %w", path, r.name, err)
+				return fmt.Errorf("config file %s: %s: %s", shown, r.name, textutil.Clip(err.Error(), 2*textutil.MaxQuoted))
 			}
 		}
 	}
@@ -202,13 +214,11 @@ func (c *config) validate() error {
 	if len(c.Listen) == 0 {
 		return errors.New("--listen: at least one listen address is needed")
 	}
-	for _, s := range c.Listen {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return fmt.Errorf("--listen %q: not a multiaddr: %v", s, err)
-		}
-		c.listenAddrs = append(c.listenAddrs, a)
+	addrs, err := parseListenAddrs(c.Listen)
+	if err != nil {
+		return err
 	}
+	c.listenAddrs = addrs
 	switch {
 	case c.BootstrapFile != "" && len(c.Bootstrap) > 0:
 		return errors.New("--bootstrap and --bootstrap-file: use one or the other")
@@ -217,11 +227,17 @@ func (c *config) validate() error {
 		if err != nil {
 			return fmt.Errorf("--bootstrap-file: %w", err)
 		}
+		if err := checkBootstrapAddrs("--bootstrap-file", peers); err != nil {
+			return err
+		}
 		c.bootstrapPeers = peers
 	case len(c.Bootstrap) > 0:
 		peers, err := bootstrap.ParseAddrs(c.Bootstrap)
 		if err != nil {
 			return fmt.Errorf("--bootstrap: %w", err)
+		}
+		if err := checkBootstrapAddrs("--bootstrap", peers); err != nil {
+			return err
 		}
 		c.bootstrapPeers = peers
 	default:
@@ -233,12 +249,12 @@ func (c *config) validate() error {
 	switch c.Mode {
 	case "server", "client", "auto":
 	default:
-		return fmt.Errorf("--mode %q: must be server, client or auto", c.Mode)
+		return fmt.Errorf("--mode %s: must be server, client or auto", textutil.Quote(c.Mode))
 	}
 	switch c.DHT {
 	case "dual", "wan", "lan":
 	default:
-		return fmt.Errorf("--dht %q: must be dual, wan or lan", c.DHT)
+		return fmt.Errorf("--dht %s: must be dual, wan or lan", textutil.Quote(c.DHT))
 	}
 	switch c.LoopbackOnLanDHT {
 	case "auto", "true", "false":
@@ -246,14 +262,14 @@ func (c *config) validate() error {
 		return fmt.Errorf("--loopback-addresses-on-lan-dht %q: must be auto, true or false", c.LoopbackOnLanDHT)
 	}
 	if c.HTTP != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
-			return fmt.Errorf("--http %q: not host:port: %v", c.HTTP, err)
+		if err := checkHTTPAddr(c.HTTP); err != nil {
+			return fmt.Errorf("--http %s: %w", textutil.Quote(c.HTTP), err)
 		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel)
+		return fmt.Errorf("--log-level %s: must be debug, info, warn or error", textutil.Quote(c.LogLevel))
 	}
 	if c.Identity == "" {
 		return errors.New("--identity: no key file given and no user config directory to default to")
@@ -264,14 +280,27 @@ func (c *config) validate() error {
 	return nil
 }
 
+// checkHTTPAddr checks an HTTP listen address: host:port with a decimal port.
+func checkHTTPAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return errors.New("port must be a decimal number from 0 to 65535")
+	}
+	return nil
+}
+
 // checkDataDir makes sure dir exists (creating it 0700) and is writable.
 func checkDataDir(dir string) error {
+	shown := textutil.Clip(dir, textutil.MaxQuoted)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("--data-dir %s: %w", dir, unwrapPathError(err))
+		return fmt.Errorf("--data-dir %s: %w", shown, unwrapPathError(err))
 	}
 	f, err := os.CreateTemp(dir, ".write-test-*")
 	if err != nil {
-		return fmt.Errorf("--data-dir %s: not writable: %w", dir, unwrapPathError(err))
+		return fmt.Errorf("--data-dir %s: not writable: %w", shown, unwrapPathError(err))
 	}
 	f.Close()
 	os.Remove(f.Name())

@@ -2,9 +2,13 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,6 +138,26 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte(`{"min_peers": 7, "mode": "server", "dht": "lan", "listen": ["/ip4/127.0.0.1/tcp/5001"]}`))
 	f.Add([]byte(`{"retry": {"dht_peer": {"max_attempts": 0, "initial_delay_ms": 1}}}`))
 	f.Add([]byte(`{"bootstrap": ["` + testPeer + `"], "http": ""}`))
+	// issue 13: trailing data, duplicate keys, null, long values, deep nesting,
+	// non-decimal numbers, oversized or repeated listen addresses
+	for _, s := range []string{
+		`{"min_peers": 2}}`,
+		`{"min_peers": 2, "min_peers": 3}`,
+		`{"retry": {"dht_peer": {"max_attempts": 1, "max_attempts": 2}}}`,
+		`{"mode": null}`,
+		`{"listen": ["/ip4/127.0.0.1/tcp/1", null]}`,
+		`null`,
+		``,
+		`{"min_peers": 0x10}`,
+		`{"min_peers": 16.0}`,
+		`{"mode": "` + strings.Repeat("x", 5000) + `"}`,
+		`{"listen": ["/ip4/127.0.0.1/tcp/0` + strings.Repeat("/ws", 400) + `"]}`,
+		`{"listen": ["/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/04001"]}`,
+		strings.Repeat(`{"retry":`, 20) + `{}` + strings.Repeat(`}`, 20),
+		`{"http": "127.0.0.1:http"}`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "node.json")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -146,5 +170,125 @@ func FuzzConfigFile(f *testing.F) {
 		if c.MinPeers < 1 || len(c.listenAddrs) == 0 || c.bootstrapCfg.Validate() != nil || c.peerCfg.Validate() != nil {
 			t.Fatalf("accepted a bad config from %q: %+v", data, c)
 		}
+		if err := checkStrictJSON(data); err != nil {
+			t.Fatalf("accepted %q that is not strict JSON: %v", data, err)
+		}
 	})
+}
+
+// TestHostileConfigInput: the issue 13 cases of --config, --bootstrap-file,
+// numeric flags and addresses: each is refused at once with an error that
+// names the field and stays short.
+func TestHostileConfigInput(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 2<<20)
+	ws := "/ip4/127.0.0.1/tcp/0" + strings.Repeat("/ws", 33_000)
+	id := "12D3KooWPLT8wbskGrHesB6159qk1DvnbuyK2d9hARf14bAQEGHt"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"config /dev/zero", []string{"--config", "/dev/zero"}, "config file /dev/zero: not a regular file (a character device)"},
+		{"config fifo", []string{"--config", fifo}, "not a regular file (a named pipe)"},
+		{"config directory", []string{"--config", dir}, "not a regular file (a directory)"},
+		{"config over 1 MiB", []string{"--config", file("big.json", `{"mode": "`+long+`"}`)}, "larger than the limit of 1 MiB"},
+		{"config 1 MiB exactly but a long value", []string{"--config", file("long.json", `{"mode": "`+long[:1<<19]+`"}`)}, "--mode \"xxxx"},
+		{"trailing bracket", []string{"--config", file("trailing.json", `{"min_peers": 2}}`)}, `trailing data after the JSON object at byte 16: "}"`},
+		{"trailing object", []string{"--config", file("trailing2.json", `{} {}`)}, "trailing data"},
+		{"duplicate key", []string{"--config", file("dup.json", `{"min_peers": 2, "min_peers": 3}`)}, "min_peers: given twice"},
+		{"nested duplicate key", []string{"--config", file("dup2.json", `{"retry": {"dht_peer": {"max_attempts": 1, "max_attempts": 2}}}`)}, "retry.dht_peer.max_attempts: given twice"},
+		{"null value", []string{"--config", file("null.json", `{"mode": null}`)}, "mode: null where a value is needed"},
+		{"null in a list", []string{"--config", file("null2.json", `{"listen": ["/ip4/127.0.0.1/tcp/1", null]}`)}, "listen[1]: null"},
+		{"null retry section", []string{"--config", file("null3.json", `{"retry": {"dht_peer": null}}`)}, "retry.dht_peer: null"},
+		{"null config", []string{"--config", file("null4.json", `null`)}, "the config: null"},
+		{"empty config", []string{"--config", file("empty.json", ``)}, "empty: want a JSON object"},
+		{"deep nesting", []string{"--config", file("deep.json", strings.Repeat(`{"retry":`, 20)+"{}"+strings.Repeat("}", 20))}, "nested deeper than 8 levels"},
+		{"long unknown key", []string{"--config", file("key.json", `{"`+long[:1<<19]+`": 1}`)}, "unknown field"},
+		{"bootstrap file /dev/urandom", []string{"--bootstrap-file", "/dev/urandom"}, "--bootstrap-file: bootstrap: read address file /dev/urandom: not a regular file"},
+		{"bootstrap file fifo", []string{"--bootstrap-file", fifo}, "a named pipe"},
+		{"bootstrap file over 1 MiB", []string{"--bootstrap-file", file("peers.txt", strings.Repeat(testPeer+"\n", 20_000))}, "larger than the limit of 1 MiB"},
+		{"min-peers hex", []string{"--min-peers", "0x10"}, `invalid value "0x10" for flag -min-peers: not a decimal integer`},
+		{"min-peers octal", []string{"--min-peers", "0o20"}, "not a decimal integer"},
+		{"min-peers binary", []string{"--min-peers", "0b10000"}, "not a decimal integer"},
+		{"min-peers underscore", []string{"--min-peers", "1_6"}, "not a decimal integer"},
+		{"min-peers huge", []string{"--min-peers", "99999999999999999999"}, "out of range"},
+		{"listen 100 KB", []string{"--listen", ws}, "longer than 1024 bytes"},
+		{"listen many components", []string{"--listen", "/ip4/127.0.0.1/tcp/0" + strings.Repeat("/ws", 20)}, "22 components, at most 16"},
+		{"listen twice", []string{"--listen", "/ip4/127.0.0.1/tcp/4001", "--listen", "/ip4/127.0.0.1/tcp/4001"}, `--listen "/ip4/127.0.0.1/tcp/4001": listed twice`},
+		{"listen twice, spelled differently", []string{"--listen", "/ip4/127.0.0.1/tcp/4001", "--listen", "/ip4/127.0.0.1/tcp/04001"}, `the same address as "/ip4/127.0.0.1/tcp/4001", listed twice`},
+		{"too many listen addresses", slicesRepeatFlag("--listen", 33), "33 addresses, at most 32"},
+		{"bootstrap many components", []string{"--bootstrap", "/ip4/127.0.0.1/tcp/1" + strings.Repeat("/ws", 20) + "/p2p/" + id}, "--bootstrap "},
+		{"http service name", []string{"--http", "127.0.0.1:http"}, "port must be a decimal number"},
+		{"http port too big", []string{"--http", "127.0.0.1:99999"}, "port must be a decimal number"},
+		{"long mode", []string{"--mode", long}, "… (2097152 bytes): must be server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				args := append([]string{"--identity", "/tmp/k", "--data-dir", "/tmp/d"}, tt.args...)
+				if !slices.Contains(tt.args, "--bootstrap") && !slices.Contains(tt.args, "--bootstrap-file") {
+					args = append(args, "--bootstrap", testPeer)
+				}
+				_, err := loadArgsErr(args...)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("blocked")
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tt.want)
+			}
+			if n := len(err.Error()); n > 600 {
+				t.Fatalf("error of %d bytes: %.300s…", n, err)
+			}
+		})
+	}
+}
+
+func slicesRepeatFlag(name string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, name, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 4001+i))
+	}
+	return out
+}
+
+// loadArgsErr is loadArgs with flag errors returned (as run reports them).
+func loadArgsErr(args ...string) (config, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f runFlags
+	f.define(fs)
+	if err := parseFlags(fs, args, io.Discard); err != nil {
+		return config{}, err
+	}
+	return f.load(fs)
+}
+
+func TestDecimalFlagsAccept(t *testing.T) {
+	for in, want := range map[string]int{"16": 16, "+16": 16, "007": 7, "1000": 1000} {
+		c, err := loadArgs(t, "--identity", "/tmp/k", "--data-dir", "/tmp/d", "--bootstrap", testPeer, "--min-peers", in)
+		if err != nil || c.MinPeers != want {
+			t.Errorf("--min-peers %s: %d, %v; want %d", in, c.MinPeers, err, want)
+		}
+	}
+	var out, errOut strings.Builder
+	if code := realMain([]string{"demo", "--nodes", "0x10"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "-nodes: not a decimal integer") {
+		t.Errorf("demo --nodes 0x10: exit %d, %q", code, errOut.String())
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
@@ -70,6 +71,35 @@ func trackerTable(m *resilience.ConnectionManager) (map[string]int, []trackerRow
 	return counts, rows
 }
 
+// httpLimits keep clients of the HTTP endpoint from piling up connections,
+// goroutines or memory.
+type httpLimits struct {
+	readHeader time.Duration // the request headers must arrive within this
+	read       time.Duration // the whole request must arrive within this
+	write      time.Duration // the answer must be written within this
+	idle       time.Duration // a keep-alive connection without a request is closed after this
+	maxHeader  int           // bytes of request headers
+	// maxConns connections are served at once; more wait in the kernel's
+	// accept queue, holding no fd or goroutine in the process.
+	maxConns int
+	// metricsInFlight /metrics requests are served at once (a scrape renders
+	// every metric in memory); more get 503 at once. A scrape that takes
+	// longer than metricsTimeout gets 503.
+	metricsInFlight int
+	metricsTimeout  time.Duration
+}
+
+var defaultHTTPLimits = httpLimits{
+	readHeader:      5 * time.Second,
+	read:            10 * time.Second,
+	write:           30 * time.Second,
+	idle:            30 * time.Second,
+	maxHeader:       8 << 10,
+	maxConns:        64,
+	metricsInFlight: 4,
+	metricsTimeout:  10 * time.Second,
+}
+
 // httpServer serves /metrics, /healthz and /status.
 type httpServer struct {
 	srv  *http.Server
@@ -77,10 +107,19 @@ type httpServer struct {
 	done chan struct{}
 }
 
-// serveHTTP serves on ln in a goroutine that Close stops.
+// serveHTTP serves on ln in a goroutine that Close stops, within
+// defaultHTTPLimits.
 func serveHTTP(ln net.Listener, reg *prometheus.Registry, healthy func() bool, status func() statusDoc) *httpServer {
+	return serveHTTPLimited(ln, defaultHTTPLimits, reg, healthy, status)
+}
+
+func serveHTTPLimited(ln net.Listener, lim httpLimits, reg *prometheus.Registry, healthy func() bool, status func() statusDoc) *httpServer {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry:            reg,
+		MaxRequestsInFlight: lim.metricsInFlight,
+		Timeout:             lim.metricsTimeout,
+	}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if healthy() {
@@ -97,13 +136,21 @@ func serveHTTP(ln net.Listener, reg *prometheus.Registry, healthy func() bool, s
 		enc.Encode(status())
 	})
 	s := &httpServer{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: lim.readHeader,
+			ReadTimeout:       lim.read,
+			WriteTimeout:      lim.write,
+			IdleTimeout:       lim.idle,
+			MaxHeaderBytes:    lim.maxHeader,
+		},
 		ln:   ln,
 		done: make(chan struct{}),
 	}
+	limited := netutil.LimitListener(ln, lim.maxConns)
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warnw("http server stopped", "err", err)
 		}
 	}()

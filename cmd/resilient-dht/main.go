@@ -16,7 +16,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 )
+
+// maxErrorBytes bounds the one line an error is printed as; values in it are
+// already cut to textutil.MaxQuoted bytes, this catches any that are not.
+const maxErrorBytes = 1024
 
 // usageError marks bad input: exit code 2.
 type usageError struct{ err error }
@@ -60,7 +66,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = badInput("unknown command %q (want run, demo, status or keygen)", cmd)
+		err = badInput("unknown command %s (want run, demo, status or keygen)", textutil.Quote(cmd))
 	}
 	switch {
 	case err == nil:
@@ -68,10 +74,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(usageError)):
-		fmt.Fprintln(stderr, "resilient-dht:", err)
+		fmt.Fprintln(stderr, "resilient-dht:", textutil.Clip(err.Error(), maxErrorBytes))
 		return 2
 	default:
-		fmt.Fprintln(stderr, "resilient-dht:", err)
+		fmt.Fprintln(stderr, "resilient-dht:", textutil.Clip(err.Error(), maxErrorBytes))
 		return 1
 	}
 }
@@ -86,10 +92,11 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 			fs.PrintDefaults()
 			return err
 		}
-		return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
+		// The flag package quotes the whole value ("invalid value %q for flag").
+		return badInput("%s: %s", fs.Name(), textutil.Clip(err.Error(), 2*textutil.MaxQuoted))
 	}
 	if fs.NArg() > 0 {
-		return badInput("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return badInput("%s: unexpected argument %s", fs.Name(), textutil.Quote(fs.Arg(0)))
 	}
 	return nil
 }

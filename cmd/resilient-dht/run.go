@@ -40,14 +40,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := logging.SetLogLevelRegex("resilien.*", cfg.LogLevel); err != nil {
 		return badInput("--log-level %q: %v", cfg.LogLevel, err)
 	}
-	// Bind the HTTP port first and create files last, so that bad input is
-	// reported before anything is written.
+	// Bind the HTTP port and check the listen ports first and create files
+	// last, so that bad input is reported before anything is written.
 	var httpLn net.Listener
 	if cfg.HTTP != "" {
 		if httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
 			return badInput("--http %s: %v", cfg.HTTP, unwrapSyscall(err))
 		}
 		defer httpLn.Close()
+		if !isLoopbackListener(httpLn) {
+			log.Warnw("the HTTP endpoint (/metrics, /healthz, /status) is reachable from other machines; use --http 127.0.0.1:PORT to keep it local",
+				"http", cfg.HTTP, "bound", httpLn.Addr().String())
+		}
+	}
+	if err := checkPortsFree(cfg.listenAddrs); err != nil {
+		return err
 	}
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return usageError{err}

@@ -33,7 +33,7 @@ var (
 	ErrNotRegular = errors.New("not a regular file")
 	// ErrTooLarge is wrapped by the error for a file larger than the cap the
 	// caller gave; the error names the cap.
-	ErrTooLarge = errors.New("file too large")
+	ErrTooLarge = errors.New("larger than the limit")
 )
 
 // OpenRegular opens path for reading without blocking and returns it with its
@@ -90,7 +90,7 @@ func readCapped(r io.Reader, size, max int64) ([]byte, error) {
 }
 
 func tooLarge(max int64) error {
-	return fmt.Errorf("%w: larger than the limit of %s", ErrTooLarge, SizeText(max))
+	return fmt.Errorf("%w of %s", ErrTooLarge, SizeText(max))
 }
 
 // SizeText writes n bytes as "1 MiB", "64 KiB" or "300 bytes".
