@@ -104,7 +104,7 @@ func (f *runFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.identity, "identity", d.Identity, "private key `file` (created with mode 0600 if missing)")
 	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "`dir`ectory for backup peers")
 	f.minPeers = d.MinPeers
-	fs.Var(decimalInt{&f.minPeers}, "min-peers", "routing-table peers needed to be healthy (decimal)")
+	fs.Var(decimalInt{&f.minPeers}, "min-peers", "`number` of routing-table peers needed to be healthy (decimal digits)")
 	fs.StringVar(&f.mode, "mode", d.Mode, "DHT mode: server, client or auto")
 	fs.StringVar(&f.dht, "dht", d.DHT, "which DHT: dual (WAN + LAN, as kubo), wan or lan (lan runs as a server unless --mode client)")
 	fs.StringVar(&f.loopbackOnLanDHT, "loopback-addresses-on-lan-dht", d.LoopbackOnLanDHT, "keep loopback addresses in the LAN DHT (kubo's Routing.LoopbackAddressesOnLanDHT): auto (when listen and bootstrap addresses are all loopback), true or false")

@@ -35,7 +35,7 @@ const demoBootstrapNodes = 3
 // how the network recovered. It exits 0 only if it did.
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
-	nodes := decimalIntFlag(fset, "nodes", 12, "number of nodes (3 of them bootstrap nodes); at least 8")
+	nodes := decimalIntFlag(fset, "nodes", 12, "`number` of nodes (3 of them bootstrap nodes); at least 8")
 	outage := fset.Duration("duration", 15*time.Second, "how long the outage lasts")
 	if err := parseFlags(fset, args, stderr); err != nil {
 		return err
