@@ -44,7 +44,7 @@ func TestBootstrapperRecoversAfterIsolation(t *testing.T) {
 	rec := &recordingRecoverer{Recoverer: boot}
 	tr := &recordingTracer{}
 	m, err := healthmon.New(dh, healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false), healthmon.WithRecoverer(rec),
-		healthmon.WithManager(dh.Manager()), healthmon.WithProbeInterval(probeInterval), healthmon.WithMetricsTracer(tr))
+		healthmon.WithManager(dh.Manager()), healthmon.WithProbeInterval(probeInterval, probeInterval), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -275,7 +275,7 @@ func (m *Monitor) run(sub event.Subscription, netCh <-chan netwatch.Change, watc
 		}
 	}()
 
-	rec := newRecovery(m.cfg.probeInterval, m.cfg.recoverBackoff, m.cfg.maxRecoverBackoff)
+	rec := newRecovery(m.cfg.probeInterval, m.cfg.maxProbeInterval, m.cfg.recoverBackoff, m.cfg.maxRecoverBackoff)
 	results := make(chan opResult, 1) // one operation at a time: a send never blocks
 	var opCancel context.CancelFunc
 	timer := time.NewTimer(time.Hour)

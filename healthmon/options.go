@@ -15,9 +15,12 @@ const (
 	DefaultMinPeers = 4
 	// DefaultCheckInterval is the time between periodic checks (WithCheckInterval).
 	DefaultCheckInterval = 10 * time.Second
-	// DefaultProbeInterval is the minimum time between two probe starts
-	// (WithProbeInterval); each regular gap is drawn from [d, d+d/5].
-	DefaultProbeInterval = 5 * time.Second
+	// DefaultProbeInterval is the first gap between probes of an outage, and
+	// the least between two probes without a network signal (WithProbeInterval).
+	DefaultProbeInterval = 3 * time.Second
+	// DefaultMaxProbeInterval caps the probe gap, which grows 1.5x with each
+	// failed probe (WithProbeInterval).
+	DefaultMaxProbeInterval = 12 * time.Second
 	// DefaultProbeTimeout bounds one Recoverer.Probe call (WithProbeTimeout).
 	DefaultProbeTimeout = 10 * time.Second
 	// DefaultRecoverTimeout bounds one Recoverer.Recover call (WithRecoverTimeout).
@@ -43,6 +46,7 @@ type config struct {
 	minPeers          int
 	checkInterval     time.Duration
 	probeInterval     time.Duration
+	maxProbeInterval  time.Duration
 	probeTimeout      time.Duration
 	recoverTimeout    time.Duration
 	recoverBackoff    time.Duration
@@ -62,6 +66,7 @@ func defaultConfig() config {
 		minPeers:          DefaultMinPeers,
 		checkInterval:     DefaultCheckInterval,
 		probeInterval:     DefaultProbeInterval,
+		maxProbeInterval:  DefaultMaxProbeInterval,
 		probeTimeout:      DefaultProbeTimeout,
 		recoverTimeout:    DefaultRecoverTimeout,
 		recoverBackoff:    DefaultRecoverBackoff,
@@ -101,19 +106,23 @@ func WithCheckInterval(d time.Duration) Option {
 	}
 }
 
-// WithProbeInterval sets the minimum time between two probe starts. While the node
-// is not healthy each gap is drawn uniformly from [d, d+d/5]; a local network
-// change (kernel link up, address added, local addresses or reachability changed)
-// brings the next probe forward, to at once but never closer than d to the
-// previous probe, and a new outage right after a healthy spell waits for d too. So
-// probes never come faster than one per d: with the default DefaultProbeInterval
-// (5 s) an outage costs at most 12 probe dials a minute. Must be positive.
-func WithProbeInterval(d time.Duration) Option {
+// WithProbeInterval sets the probe cadence while the node is not healthy: the
+// first gap between probes is d, each failed probe makes the next gap 1.5x
+// longer up to maxGap (every gap ±10%), so a long outage costs few dials. A
+// local network change (kernel link up, address added, default route back, wake
+// from sleep, local addresses or reachability changed) snaps the gap back to d
+// and probes at once; of the signals within one maxGap only the first 3 probe at
+// once (a flapping link). Without signals probes are at least d apart, and a new
+// outage right after a healthy spell waits for d too. Defaults:
+// DefaultProbeInterval (3 s) and DefaultMaxProbeInterval (12 s): at most 20
+// probes in the first minute of an outage, 5 a minute after that. d must be
+// positive and maxGap >= d.
+func WithProbeInterval(d, maxGap time.Duration) Option {
 	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithProbeInterval(%v): must be positive", d)
+		if d <= 0 || maxGap < d {
+			return invalid("WithProbeInterval(%v, %v): d must be positive and maxGap >= d", d, maxGap)
 		}
-		c.probeInterval = d
+		c.probeInterval, c.maxProbeInterval = d, maxGap
 		return nil
 	}
 }

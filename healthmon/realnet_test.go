@@ -224,7 +224,7 @@ func TestRealNetworkRecoversAfterIsolation(t *testing.T) {
 	rec := &connectRecoverer{h: a.Host(), d: a.DHT(), peers: otherInfos(nodes[1:4])}
 	tr := &recordingTracer{}
 	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false),
-		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval), healthmon.WithMetricsTracer(tr))
+		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval, probeInterval), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestRealNetworkInboundConnectionRecoversAtOnce(t *testing.T) {
 	rec := &connectRecoverer{h: a.Host(), d: a.DHT(), peers: otherInfos(nodes[1:4])}
 	tr := &recordingTracer{}
 	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false),
-		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(time.Hour),
+		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(time.Hour, time.Hour),
 		healthmon.WithRecoverBackoff(time.Second, time.Second), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
 // Recoverer is what the monitor drives while the node is not healthy.
@@ -77,22 +79,27 @@ type opResult struct {
 //	                               everything but when the last probe started
 //	observed not Healthy        -> active:
 //	  evidence and gate open    -> Recover (one at a time; a probe in flight is cancelled first)
-//	  no evidence, gate open    -> Probe, then wait [ProbeInterval, 1.2 ProbeInterval]
+//	  no evidence, gate open    -> Probe, then wait: ProbeInterval after the first probe,
+//	                               1.5x longer after each further failed one, up to
+//	                               MaxProbeInterval (each ±10%): a long outage costs few
+//	                               dials, and any signal or evidence snaps it back
 //	evidence: a probe succeeded, or a connection appeared while Unhealthy that is
 //	      not a Recover's own (none while a Recover runs, nor, within recoverEcho
 //	      after it, one to a peer that was connected when it returned)
 //	gate: after a Recover that left the node unhealthy, closed for RecoverBackoff,
 //	      doubling up to MaxRecoverBackoff; not closed if a signal came during it
-//	kernel link up / address added, local address or reachability change (at most
-//	      one per ProbeInterval takes effect): open the gate and bring the next
-//	      probe forward to now, but no sooner than ProbeInterval after the last one
+//	kernel link up / address added / default route back / wake from sleep, local
+//	      address or reachability change: open the gate, snap the probe gap back to
+//	      ProbeInterval, and probe at once — flapping is damped by counting: of the
+//	      signals within one MaxProbeInterval, only the first signalBurst probe at
+//	      once; the rest only snap the gap back
 //
-// Probe starts are at least ProbeInterval apart, always.
+// Without signals, probe starts are at least ProbeInterval apart.
 type recovery struct {
 	probeInterval time.Duration
-	backoffFirst  time.Duration
-	maxBackoff    time.Duration
-	rand          func() float64 // [0,1)
+	probeGaps     resilience.RetryConfig // gap after failed probe n: ProbeInterval x 1.5^(n-1), capped
+	recoverGate   resilience.RetryConfig // gate after failed Recover n: RecoverBackoff x 2^(n-1), capped
+	rand          func() float64         // [0,1)
 
 	active      bool
 	observed    Status
@@ -101,7 +108,10 @@ type recovery struct {
 	nextProbe   time.Time
 	gateOpensAt time.Time // no Recover (and no Probe) before this
 	failed      int       // recoveries in a row that left the node unhealthy
-	lastSignal  time.Time // last network signal that took effect
+	misses      uint32    // failed probes since the outage began or the last signal
+	lastSignal  time.Time // last network signal while active
+	burstStart  time.Time // start of the current count of signals
+	burst       int       // signals since burstStart
 
 	// Kept by reset: they are about operations, not about one outage.
 	lastProbe time.Time            // when the last probe started
@@ -112,9 +122,23 @@ type recovery struct {
 	trigger   Trigger              // of the Recover in flight
 }
 
-func newRecovery(probeInterval, backoffFirst, maxBackoff time.Duration) *recovery {
-	return &recovery{probeInterval: probeInterval, backoffFirst: backoffFirst, maxBackoff: maxBackoff, rand: rand.Float64}
+func newRecovery(probeInterval, maxProbeInterval, backoffFirst, maxBackoff time.Duration) *recovery {
+	return &recovery{
+		probeInterval: probeInterval,
+		probeGaps: resilience.RetryConfig{InitialDelay: probeInterval, MaxDelay: max(maxProbeInterval, probeInterval),
+			BackoffMultiplier: probeGrowth, JitterFactor: 0.2},
+		recoverGate: resilience.RetryConfig{InitialDelay: backoffFirst, MaxDelay: max(maxBackoff, backoffFirst),
+			BackoffMultiplier: 2},
+		rand: rand.Float64,
+	}
 }
+
+// probeGrowth is how much longer the gap gets after each failed probe.
+const probeGrowth = 1.5
+
+// signalBurst is how many network signals within one MaxProbeInterval probe at
+// once; further ones only snap the probe gap back.
+const signalBurst = 3
 
 // action is what step asks the loop to do.
 type action struct {
@@ -142,7 +166,7 @@ func (r *recovery) observe(now time.Time, obs Status) {
 // reset forgets the recovery state; an operation in flight stays recorded until it
 // has finished, and the last probe's start keeps spacing probes.
 func (r *recovery) reset() {
-	*r = recovery{probeInterval: r.probeInterval, backoffFirst: r.backoffFirst, maxBackoff: r.maxBackoff, rand: r.rand,
+	*r = recovery{probeInterval: r.probeInterval, probeGaps: r.probeGaps, recoverGate: r.recoverGate, rand: r.rand,
 		observed: Healthy, lastProbe: r.lastProbe, echo: r.echo, echoUntil: r.echoUntil, op: r.op, opStart: r.opStart, trigger: r.trigger}
 }
 
@@ -172,20 +196,31 @@ func (r *recovery) connected(now time.Time, p peer.ID) {
 }
 
 // networkChanged records a local network change that may have brought the network
-// back (kernel link up, address added, local addresses or reachability changed):
-// it opens the gate and brings the next probe forward, to now unless a probe
-// started within the last probe interval. It reports whether the change took
-// effect (at most one per probe interval does).
+// back (kernel link up, address added, default route back, wake from sleep, local
+// addresses or reachability changed): it opens the gate, snaps the probe gap back
+// to ProbeInterval and, unless signalBurst signals came within the last
+// MaxProbeInterval (a flapping link), brings the next probe forward to now. It
+// reports whether the change moved the next probe.
 func (r *recovery) networkChanged(now time.Time) bool {
-	if !r.active || (!r.lastSignal.IsZero() && now.Sub(r.lastSignal) < r.probeInterval) {
+	if now.Sub(r.burstStart) > r.probeGaps.MaxDelay {
+		r.burstStart, r.burst = now, 0
+	}
+	r.burst++
+	if !r.active {
 		return false
 	}
 	r.lastSignal = now
 	r.gateOpensAt = now
-	if at := r.earliestProbe(now); at.Before(r.nextProbe) {
-		r.nextProbe = at
+	r.misses = 0
+	at := r.earliestProbe(now)
+	if r.burst <= signalBurst {
+		at = now
 	}
-	return true
+	if at.Before(r.nextProbe) {
+		r.nextProbe = at
+		return true
+	}
+	return false
 }
 
 // finished records the end of the operation in flight; connected lists the
@@ -198,6 +233,8 @@ func (r *recovery) finished(now time.Time, res opResult, connected []peer.ID) {
 		// A successful probe's own connection usually shows up first: credit the probe.
 		if res.err == nil && r.active {
 			r.evidence, r.evidenceAt = TriggerProbe, now
+		} else if res.err != nil {
+			r.misses++
 		}
 	case opRecover:
 		r.trigger = 0
@@ -217,16 +254,14 @@ func (r *recovery) finished(now time.Time, res opResult, connected []peer.ID) {
 
 // backoff is the gate time after r.failed unsuccessful recoveries.
 func (r *recovery) backoff() time.Duration {
-	d := r.backoffFirst
-	for i := 1; i < r.failed && d < r.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, r.maxBackoff)
+	return r.recoverGate.Delay(uint32(r.failed), 0)
 }
 
-// jitter returns a probe gap in [probeInterval, 1.2 probeInterval).
-func (r *recovery) jitter() time.Duration {
-	return r.probeInterval + time.Duration(r.rand()*float64(r.probeInterval)/5)
+// probeGap is the wait after a probe start: ProbeInterval while no probe has
+// failed yet, growing by probeGrowth with each failed one up to
+// MaxProbeInterval, ±10%.
+func (r *recovery) probeGap() time.Duration {
+	return r.probeGaps.DelayWithRandom(r.misses+1, 0, r.rand())
 }
 
 // step decides what to do at now.
@@ -261,6 +296,6 @@ func (r *recovery) step(now time.Time) action {
 		return action{wakeAt: r.nextProbe}
 	}
 	r.op, r.opStart, r.lastProbe = opProbe, now, now
-	r.nextProbe = now.Add(r.jitter())
+	r.nextProbe = now.Add(r.probeGap())
 	return action{start: opProbe}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
 
-// TestSignalRightAfterProbeKeepsProbeInterval: a network signal may bring the
-// next probe forward, but never closer than one probe interval to the last one.
-func TestSignalRightAfterProbeKeepsProbeInterval(t *testing.T) {
+// TestSignalProbesAtOnce: a network signal right after a probe probes at once
+// (signals are never delayed), and the cadence starts over from it.
+func TestSignalProbesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = healthmon.DefaultProbeInterval
 		n := newFakeNode(t, 10)
@@ -25,22 +25,49 @@ func TestSignalRightAfterProbeKeepsProbeInterval(t *testing.T) {
 		start := time.Now()
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
+		signal := time.Now()
 		netCh <- netwatch.Change{Kind: netwatch.LinkUp, Link: "eth0"}
 		time.Sleep(time.Minute)
 		synctest.Wait()
 
 		probes := rec.probeTimes()
-		if len(probes) < 2 || !probes[0].Equal(start) {
-			t.Fatalf("probes at %v, want the first at the start", probes)
+		if len(probes) < 3 || !probes[0].Equal(start) || !probes[1].Equal(signal) {
+			t.Fatalf("probes at %v, want the first at the start and the second at the signal", sinceAll(probes, start))
 		}
-		if got := probes[1].Sub(start); got != interval {
-			t.Errorf("second probe at %v, want at %v: not before one probe interval, and brought forward from [%v, %v)",
-				got, interval, interval, interval*6/5)
+		if gap := probes[2].Sub(probes[1]); gap < interval*9/10 || gap > interval*11/10 {
+			t.Errorf("third probe %v after the signal's, want one probe interval (%v ±10%%)", gap, interval)
 		}
-		for i := 1; i < len(probes); i++ {
-			if gap := probes[i].Sub(probes[i-1]); gap < interval {
-				t.Errorf("probe %d only %v after the previous one", i, gap)
-			}
+	})
+}
+
+// TestFlappingSignalsAreCounted: a burst of signals (a flapping link) probes at
+// once for the first three only; the rest wait for the probe interval.
+func TestFlappingSignalsAreCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = healthmon.DefaultProbeInterval
+		n := newFakeNode(t, 10)
+		rec := &fakeRecoverer{}
+		netCh := make(chan netwatch.Change)
+		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithNetChanges(netCh))
+		start := time.Now()
+		synctest.Wait()
+		for range 6 {
+			time.Sleep(100 * time.Millisecond)
+			netCh <- netwatch.Change{Kind: netwatch.LinkUp, Link: "eth0"}
+			synctest.Wait()
+		}
+		burstEnd := time.Now()
+		time.Sleep(interval / 2)
+		synctest.Wait()
+		probes := rec.probeTimes()
+		if len(probes) != 4 {
+			t.Fatalf("probes at %v, want 4: the start's and the first three signals'", sinceAll(probes, start))
+		}
+		time.Sleep(interval)
+		synctest.Wait()
+		if p := rec.probeTimes(); len(p) != 5 || p[4].Sub(p[3]) != interval {
+			t.Errorf("probes at %v after the burst (ended at %v), want the next one probe interval after the last",
+				sinceAll(p, start), burstEnd.Sub(start))
 		}
 	})
 }
@@ -111,7 +138,7 @@ func TestConnectionRightAfterRecoverIsEvidence(t *testing.T) {
 		rec.setProbeOK(func() bool { return true })
 		tr := &recordingTracer{}
 		startMonitor(t, n, healthmon.WithRecoverer(rec), healthmon.WithMetricsTracer(tr),
-			healthmon.WithProbeInterval(time.Hour), healthmon.WithRecoverBackoff(backoff, time.Minute))
+			healthmon.WithProbeInterval(time.Hour, time.Hour), healthmon.WithRecoverBackoff(backoff, time.Minute))
 		start := time.Now()
 		synctest.Wait() // probe, Recover, backoff
 		time.Sleep(10 * time.Millisecond)
@@ -166,7 +193,6 @@ func TestHealthyCancelsRecover(t *testing.T) {
 // lifts the backoff that would follow it, as one after it would.
 func TestSignalDuringRecoverLiftsBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const interval = healthmon.DefaultProbeInterval
 		n := newFakeNode(t, 10)
 		n.setLive(2)
 		rec := &fakeRecoverer{onRecover: func() { time.Sleep(2 * time.Second) }}
@@ -180,10 +206,12 @@ func TestSignalDuringRecoverLiftsBackoff(t *testing.T) {
 		time.Sleep(time.Minute)
 		synctest.Wait()
 
+		// The signal came while the Recover ran (0-2 s): the next probe starts
+		// as soon as it returned.
 		p := rec.probeTimes()
-		if len(p) != 2 || p[1].Sub(start) != interval {
-			t.Fatalf("probes at %v after the start, want two, the second one probe interval (%v) after the first",
-				sinceAll(p, start), interval)
+		if len(p) != 2 || p[1].Sub(start) != 2*time.Second {
+			t.Fatalf("probes at %v after the start, want two, the second when the Recover returned (2s)",
+				sinceAll(p, start))
 		}
 		if r := rec.recoverTimes(); len(r) != 2 || !r[1].Equal(p[1]) {
 			t.Fatalf("recoveries at %v after the start, want the second at the second probe", sinceAll(r, start))
