@@ -36,6 +36,8 @@ type appConfig struct {
 	reAdvertise  time.Duration    // 0: defaultReAdvertise
 	now          func() time.Time // nil: time.Now
 	holdAcks     func() bool      // test hook, see chatOptions
+	// allowNewPartner: see chatOptions.allowNewPartner (--allow-new-partner).
+	allowNewPartner bool
 }
 
 // app is one running chat peer: a libp2p host wrapped by the dialer, the chat
@@ -116,7 +118,7 @@ func newApp(cfg appConfig) (*app, error) {
 		a.h, a.dht = a.node.Host(), a.node.Routing().(*dht.IpfsDHT)
 	}
 	h := a.h
-	c, err := newChat(h, h, chatOptions{emit: cfg.emit, closeTimeout: cfg.closeTimeout, now: cfg.now, holdAcks: cfg.holdAcks})
+	c, err := newChat(h, h, chatOptions{emit: cfg.emit, closeTimeout: cfg.closeTimeout, now: cfg.now, holdAcks: cfg.holdAcks, allowNewPartner: cfg.allowNewPartner})
 	if err != nil {
 		a.closeHost()
 		return nil, fmt.Errorf("start chat: %w", err)

@@ -60,6 +60,12 @@ type chatOptions struct {
 	// holdAcks, a test hook, suppresses acknowledgements while it returns
 	// true, as if they were lost. Default nil: acks are sent.
 	holdAcks func() bool
+	// allowNewPartner lets another peer replace a partner that was adopted
+	// (not set with setPartner) once it is disconnected. Default false: the
+	// first peer that opens a chat stream is the partner for the whole
+	// session, so a stranger cannot take the chat over while the partner is
+	// away; the partner itself may come back (same peer id, any session).
+	allowNewPartner bool
 }
 
 // chat is a two-party chat session on a libp2p host: it sends the user's
@@ -68,9 +74,11 @@ type chatOptions struct {
 // the same way (see frame for the protocol).
 //
 // The partner is set with setPartner or, if none is set, is the first peer
-// that opens a chat stream; a chosen partner that is not connected is replaced
-// by the next peer that opens one, unless it was set with setPartner. Other
-// peers are refused. The chat keeps its partner connected through its keeper.
+// that opens a chat stream. Other peers are refused (evtPeerRejected), also
+// while the partner is disconnected: only with chatOptions.allowNewPartner is
+// an adopted partner that is not connected replaced by the next peer that
+// opens a stream; one set with setPartner never is. The chat keeps its partner
+// connected through its keeper.
 //
 //	user ── send ──▶ outbox (unacked, seq 1..n) ── sendLoop: one stream at a time,
 //	                    ▲                               resends all unacked on each new stream
@@ -486,8 +494,8 @@ func (c *chat) readAcks(s network.Stream) error {
 
 // admit decides whether from may chat and, if so, registers s as an inbound
 // stream (and the handler with the wait group). The first peer is adopted as
-// partner; a chosen partner that is not connected and was not fixed is
-// replaced.
+// partner; with allowNewPartner, an adopted (not fixed) partner that is not
+// connected is replaced.
 func (c *chat) admit(from peer.ID, s network.Stream) bool {
 	c.mu.Lock()
 	if c.closed {
@@ -497,7 +505,7 @@ func (c *chat) admit(from peer.ID, s network.Stream) bool {
 	old := c.partner
 	switch {
 	case old == from:
-	case old == "" || (!c.fixed && !c.connected(old)):
+	case old == "" || (c.opts.allowNewPartner && !c.fixed && !c.connected(old)):
 		c.partner = from
 		c.switchPartnerLocked(old, peer.AddrInfo{ID: from})
 	default:

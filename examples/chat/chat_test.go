@@ -358,12 +358,14 @@ func TestOtherPeersRefused(t *testing.T) {
 	}
 }
 
-// TestListenerTakesNewPartner: when the partner a listening peer adopted is
-// gone for good (it had no fixed identity), the next peer becomes the
-// partner and receives what was queued.
+// TestListenerTakesNewPartner: with --allow-new-partner, when the partner a
+// listening peer adopted is gone for good (it had no fixed identity), the
+// next peer becomes the partner and receives what was queued.
 func TestListenerTakesNewPartner(t *testing.T) {
 	recB, recA2 := &recorder{}, &recorder{}
-	b := startTestApp(t, testKey(t), listenAny, nil, recB)
+	cfg := testConfig(t, testKey(t), listenAny, nil, recB)
+	cfg.allowNewPartner = true
+	b := startTestAppWith(t, cfg)
 	bInfo := addrInfo(b)
 	a1 := startTestApp(t, testKey(t), listenAny, &bInfo, &recorder{})
 	send(t, a1, "hi")
@@ -444,5 +446,50 @@ func TestLostAcksResentAndDeduplicated(t *testing.T) {
 	waitFor(t, "a's outbox to drain", func() bool { return len(a.chat.out.unacked()) == 0 })
 	if got := recB.received(); !slices.Equal(got, numbered("m", 1, 7)) {
 		t.Fatalf("b showed %q, want m1..m7 once each", got)
+	}
+}
+
+// TestNewPartnerRefusedByDefault: without --allow-new-partner, a peer that
+// comes while the adopted partner is away is refused and sees nothing of what
+// was queued for the partner; the partner itself (same key) comes back.
+func TestNewPartnerRefusedByDefault(t *testing.T) {
+	recB, recA2, recA1 := &recorder{}, &recorder{}, &recorder{}
+	b := startTestApp(t, testKey(t), listenAny, nil, recB)
+	bInfo := addrInfo(b)
+	keyA1 := testKey(t)
+	a1 := startTestApp(t, keyA1, listenAny, &bInfo, &recorder{})
+	send(t, a1, "hi")
+	waitFor(t, "b to adopt a1", func() bool { return len(recB.received()) == 1 })
+	a1ID := a1.h.ID()
+	a1.close()
+	waitFor(t, "b to see a1 go", func() bool {
+		return recB.count(func(e chatEvent) bool { d, ok := e.(evtPartnerDisconnected); return ok && d.Peer == a1ID }) > 0
+	})
+	send(t, b, "for a1 only")
+
+	a2 := startTestApp(t, testKey(t), listenAny, &bInfo, recA2)
+	send(t, a2, "let me in")
+	waitFor(t, "b to refuse a2", func() bool {
+		return recB.count(func(e chatEvent) bool {
+			r, ok := e.(evtPeerRejected)
+			return ok && r.Peer == a2.h.ID() && r.Partner == a1ID
+		}) > 0
+	})
+	if p := b.chat.currentPartner(); p != a1ID {
+		t.Fatalf("b's partner is %s, want a1 %s", p, a1ID)
+	}
+	a2.close()
+	if got := recA2.received(); len(got) != 0 {
+		t.Fatalf("the refused peer received %q", got)
+	}
+	if got := recB.received(); len(got) != 1 {
+		t.Fatalf("b showed the refused peer's messages: %q", got)
+	}
+
+	// a1 restarts with its key: still the partner, and gets the queued message.
+	a1again := startTestApp(t, keyA1, listenAny, &bInfo, recA1)
+	waitFor(t, "a1 to receive the queued message", func() bool { return len(recA1.received()) == 1 })
+	if got := recA1.received(); got[0] != "for a1 only" || a1again.h.ID() != a1ID {
+		t.Fatalf("a1 received %q", got)
 	}
 }

@@ -34,6 +34,8 @@ type options struct {
 	retry        resilience.RetryConfig
 	quitWait     time.Duration
 	closeTimeout time.Duration
+	// allowNewPartner: --allow-new-partner (see chatOptions.allowNewPartner).
+	allowNewPartner bool
 }
 
 // usageError is a bad command line: main prints it as one line and exits 2.
@@ -81,6 +83,7 @@ func newFlagSet() (*flag.FlagSet, *rawFlags) {
 	fs.DurationVar(&r.retryMax, "retry-max", defaultRetryMax, "longest reconnect delay")
 	fs.DurationVar(&r.quitWait, "quit-wait", defaultQuitWait, "on /quit, how long to wait for the partner to acknowledge sent messages")
 	fs.DurationVar(&r.closeTimeout, "close-timeout", defaultCloseTimeout, "on exit, how long to wait for the partner's goodbye on each stream")
+	fs.BoolVar(&r.allowNewPartner, "allow-new-partner", false, "without --peer: let another peer take over the chat while the partner is disconnected (default: the first peer that chats stays the only partner; a restarted partner needs the same --identity)")
 	return fs, r
 }
 
@@ -88,6 +91,7 @@ type rawFlags struct {
 	listen, bootstrap                              []string
 	peer, identity, rendezvous                     string
 	retryInitial, retryMax, quitWait, closeTimeout time.Duration
+	allowNewPartner                                bool
 }
 
 // printUsage writes the usage text and the flag defaults to w.
@@ -163,6 +167,7 @@ func parseFlags(args []string) (options, error) {
 	o.retry = partnerRetry(r.retryInitial, r.retryMax)
 	o.quitWait = r.quitWait
 	o.closeTimeout = r.closeTimeout
+	o.allowNewPartner = r.allowNewPartner
 	return o, nil
 }
 

@@ -62,6 +62,13 @@ func TestParseFlags(t *testing.T) {
 		t.Fatalf("rendezvous: %+v, %v", o, err)
 	}
 
+	if o.allowNewPartner {
+		t.Fatal("--allow-new-partner is on by default")
+	}
+	if o, err = parseFlags([]string{"--allow-new-partner"}); err != nil || !o.allowNewPartner {
+		t.Fatalf("--allow-new-partner: %+v, %v", o, err)
+	}
+
 	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v, want flag.ErrHelp", err)
 	}

@@ -18,6 +18,13 @@
 // new stream. A restarted peer (same key thanks to --identity, new session)
 // starts a new sequence that the partner accepts.
 //
+// The partner is the --peer, or else the first peer that chats; any other peer
+// is refused, also while the partner is away, so that a stranger cannot take
+// the chat over (and read what was queued for the partner). A partner without
+// --identity comes back under a new peer id and is refused too, unless the
+// waiting peer runs with --allow-new-partner, which lets the next peer take
+// over a disconnected partner adopted that way (never a --peer).
+//
 // With --rendezvous NAME --bootstrap ADDR the two peers find each other
 // through a Kademlia DHT (go-libp2p-kad-dht) instead of an address.
 //
@@ -90,14 +97,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	a, err := newApp(appConfig{
-		key:          key,
-		listen:       opts.listen,
-		partner:      opts.partner,
-		rendezvous:   opts.rendezvous,
-		bootstrap:    opts.bootstrap,
-		retry:        opts.retry,
-		emit:         u.event,
-		closeTimeout: opts.closeTimeout,
+		key:             key,
+		listen:          opts.listen,
+		partner:         opts.partner,
+		rendezvous:      opts.rendezvous,
+		bootstrap:       opts.bootstrap,
+		retry:           opts.retry,
+		emit:            u.event,
+		closeTimeout:    opts.closeTimeout,
+		allowNewPartner: opts.allowNewPartner,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "chat: %v\n", err)

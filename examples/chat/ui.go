@@ -8,9 +8,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 )
 
 // ui prints events and status lines, one line each. Safe for concurrent use.
@@ -50,16 +51,12 @@ func formatDelay(d time.Duration) string {
 	return fmt.Sprintf("%.1fs", d.Seconds())
 }
 
-// sanitize replaces control characters (terminal escape sequences from a
-// partner must not reach the terminal) with U+FFFD; tabs stay.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r != '\t' && unicode.IsControl(r) {
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-}
+// sanitize makes a partner's text safe for the terminal: control characters
+// (escape sequences), bidi overrides and isolates (U+202A–U+202E,
+// U+2066–U+2069), zero-width characters (U+200B–U+200F, U+FEFF) and the like
+// become U+FFFD, so the user sees that something was there; tabs stay. See
+// textutil.Printable.
+func sanitize(s string) string { return textutil.Printable(s) }
 
 // formatEvent renders an event as one line; "" for events not shown.
 func formatEvent(e chatEvent) string {

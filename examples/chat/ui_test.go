@@ -23,6 +23,10 @@ func TestFormatEvent(t *testing.T) {
 		{evtReconnectScheduled{Peer: id, Attempt: 2, Delay: 1940 * time.Millisecond}, "reconnecting (attempt 2, next in 1.9s)"},
 		{evtReconnectScheduled{Peer: id, Attempt: 1, Delay: 250 * time.Millisecond}, "reconnecting (attempt 1, next in 0.2s)"},
 		{evtMessageReceived{From: id, Seq: 3, Time: at, Text: "hi\x1b[2Jthere"}, "[15:04:05] " + short + ": hi\uFFFD[2Jthere"},
+		// issue 13: bidi overrides and zero-width characters do not reach the terminal
+		{evtMessageReceived{From: id, Seq: 4, Time: at, Text: "pay \u202Eexe.txt\u202C now"}, "[15:04:05] " + short + ": pay \uFFFDexe.txt\uFFFD now"},
+		{evtMessageReceived{From: id, Seq: 5, Time: at, Text: "\u2066a\u2069\u200Bb\u200F\uFEFFc\tTAB"}, "[15:04:05] " + short + ": \uFFFDa\uFFFD\uFFFDb\uFFFD\uFFFDc\tTAB"},
+		{evtMessageQueued{Seq: 6, Text: "mine\u202E"}, "pending #6 (partner unreachable; will be sent when it is back): mine\uFFFD"},
 		{evtMessageQueued{Seq: 4, Text: "later"}, "pending #4 (partner unreachable; will be sent when it is back): later"},
 		{evtMessagesDelivered{Seqs: []uint64{4, 5}}, "delivered #4, #5"},
 		{evtPartnerDisconnected{Peer: id}, short + " disconnected"},
