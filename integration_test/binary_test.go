@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 var binary string // the resilient-dht binary, built once by TestMain
@@ -277,7 +279,38 @@ func TestBadInput(t *testing.T) {
 	defer busy.Close()
 	busyPort := busy.Addr().(*net.TCPAddr).Port
 
-	base := []string{"--identity", key, "--data-dir", filepath.Join(dir, "data"), "--http", "", "--listen", "/ip4/127.0.0.1/tcp/0",
+	// Issue 13's hostile inputs.
+	dataDir := filepath.Join(dir, "data")
+	backup := filepath.Join(dataDir, "backup-peers.json")
+	os.MkdirAll(dataDir, 0o700)
+	os.WriteFile(backup, []byte(`{"version":1,"saved_at":"2026-01-01T00:00:00Z","peers":[{"id":"`+id+`","addrs":["/ip4/127.0.0.1/tcp/1"]}]}`), 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bigConfig := file("big.json", `{"mode": "`+strings.Repeat("x", 2<<20)+`"}`)
+	longValue := file("long.json", `{"mode": "`+strings.Repeat("x", 900<<10)+`"}`)
+	trailing := file("trailing.json", `{"min_peers": 2}}`)
+	dupKey := file("dup.json", `{"min_peers": 2, "min_peers": 3}`)
+	nullValue := file("null.json", `{"mode": null}`)
+	linkKey := filepath.Join(dir, "link-key")
+	os.Symlink(openKey, linkKey) // a symlink to the 0644 key: chmod would change openKey
+	newDir := filepath.Join(dir, "newdir")
+	reused := listenReusePort(t) // a port held as another libp2p node holds it
+	wsAddr := "/ip4/127.0.0.1/tcp/0" + strings.Repeat("/ws", 33_000)
+	before := snapshot(t, key, backup)
+	noBootstrap := func(extra ...string) []string {
+		return append([]string{"run", "--identity", key, "--data-dir", dataDir, "--http", "", "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+	}
+
+	base := []string{"--identity", key, "--data-dir", dataDir, "--http", "", "--listen", "/ip4/127.0.0.1/tcp/0",
 		"--bootstrap", fmt.Sprintf("/ip4/127.0.0.1/tcp/1/p2p/%s", id)}
 	runArgs := func(extra ...string) []string { return append(append([]string{"run"}, base...), extra...) }
 	tests := []struct {
@@ -305,10 +338,31 @@ func TestBadInput(t *testing.T) {
 		{"keygen without out", []string{"keygen"}, "--out FILE is required"},
 		{"status extra arg", []string{"status", "now"}, `unexpected argument "now"`},
 		{"demo too few nodes", []string{"demo", "--nodes", "2"}, "--nodes 2"},
+		// issue 13
+		{"config /dev/zero", runArgs("--config", "/dev/zero"), "config file /dev/zero: not a regular file (a character device)"},
+		{"config fifo", runArgs("--config", fifo), "not a regular file (a named pipe)"},
+		{"config over 1 MiB", runArgs("--config", bigConfig), "larger than the limit of 1 MiB"},
+		{"config with a 900 KiB value", runArgs("--config", longValue), "(921600 bytes): must be server"},
+		{"config trailing bracket", runArgs("--config", trailing), "trailing data after the JSON object"},
+		{"config duplicate key", runArgs("--config", dupKey), "min_peers: given twice"},
+		{"config null", runArgs("--config", nullValue), "mode: null where a value is needed"},
+		{"bootstrap file /dev/urandom", noBootstrap("--bootstrap-file", "/dev/urandom"), "not a regular file (a character device)"},
+		{"bootstrap file fifo", noBootstrap("--bootstrap-file", fifo), "not a regular file (a named pipe)"},
+		{"min peers hex", runArgs("--min-peers", "0x10"), `invalid value "0x10" for flag -min-peers: not a decimal integer`},
+		{"demo nodes hex", []string{"demo", "--nodes", "0x10"}, "not a decimal integer"},
+		{"listen 100 KB", runArgs("--listen", wsAddr), "longer than 1024 bytes"},
+		{"listen twice", runArgs("--listen", "/ip4/127.0.0.1/tcp/41999", "--listen", "/ip4/127.0.0.1/tcp/41999"), `--listen "/ip4/127.0.0.1/tcp/41999": listed twice`},
+		{"port held with SO_REUSEPORT", runArgs("--listen", "/ip4/127.0.0.1/tcp/"+reused), "--listen /ip4/127.0.0.1/tcp/" + reused + ": address already in use"},
+		{"http service name", runArgs("--http", "127.0.0.1:http"), "port must be a decimal number"},
+		{"status empty http", []string{"status", "--http", ""}, `status: --http "": not host:port`},
+		{"identity dir/", runArgs("--identity", newDir+"/"), "names a directory"},
+		{"identity symlink to 0644 key", runArgs("--identity", linkKey), "which has mode 0644; run: chmod 600 " + openKey},
+		{"identity fifo", runArgs("--identity", fifo), "not a regular file (a named pipe)"},
+		{"identity /dev/zero", runArgs("--identity", "/dev/zero"), "a character device"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out := run(t, 30*time.Second, tt.args...)
+			code, out := run(t, 10*time.Second, tt.args...)
 			if code != 2 {
 				t.Fatalf("exit %d, want 2\n%s", code, out)
 			}
@@ -321,9 +375,120 @@ func TestBadInput(t *testing.T) {
 			if tt.args != nil && strings.Count(strings.TrimSpace(out), "\n") > 0 {
 				t.Fatalf("more than one line:\n%s", out)
 			}
+			if len(out) > 1100 {
+				t.Fatalf("a line of %d bytes: %.300s…", len(out), out)
+			}
 		})
 	}
 	if after, _ := os.ReadFile(key); !bytes.Equal(after, keyBefore) {
 		t.Fatal("the existing key file was changed")
+	}
+	if after := snapshot(t, key, backup); after != before {
+		t.Fatalf("files changed by bad input:\nbefore %s\nafter  %s", before, after)
+	}
+	if _, err := os.Lstat(newDir); err == nil {
+		t.Fatal("--identity dir/ created the directory")
+	}
+}
+
+// snapshot describes the files' content and modification times.
+func snapshot(t *testing.T, paths ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(p)
+		fmt.Fprintf(&b, "%s %v %x; ", filepath.Base(p), fi.ModTime().UnixNano(), data)
+	}
+	return b.String()
+}
+
+// listenReusePort holds a port the way go-libp2p's TCP transport does, with
+// SO_REUSEPORT (which lets a second SO_REUSEPORT socket share it), and
+// returns the port.
+func listenReusePort(t *testing.T) string {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestTwoNodesOnOnePort: a second node on the TCP port of a running node
+// exits 2 naming the address (go-libp2p's SO_REUSEPORT would otherwise let it
+// share the port and take half of the first node's connections).
+func TestTwoNodesOnOnePort(t *testing.T) {
+	dir := t.TempDir()
+	key1, key2 := filepath.Join(dir, "key1"), filepath.Join(dir, "key2")
+	id1 := keygen(t, key1)
+	keygen(t, key2)
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
+	args := func(key, data string) []string {
+		return []string{"run", "--identity", key, "--data-dir", filepath.Join(dir, data), "--http", "", "--listen", addr,
+			"--bootstrap", "/ip4/127.0.0.1/tcp/1/p2p/" + id1, "--log-level", "error"}
+	}
+	first := start(t, args(key1, "data1")...)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(first.output(), "listening on "+addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("first node not listening:\n%s", first.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, out := run(t, 10*time.Second, args(key2, "data2")...)
+	if code != 2 || !strings.Contains(out, "--listen "+addr+": address already in use") || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+		t.Fatalf("second node on %s: exit %d\n%s", addr, code, out)
+	}
+	first.stop(t, 10*time.Second)
+}
+
+// TestBackupFileHazards: a FIFO where the backup file belongs does not hang
+// the node (it used to block for good, SIGTERM ignored): the node starts,
+// serves HTTP, and stops on SIGTERM. Temp files a killed save left behind are
+// removed at startup; other files in the data dir are not.
+func TestBackupFileHazards(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	id := keygen(t, key)
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o700)
+	if err := syscall.Mkfifo(filepath.Join(data, "backup-peers.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, name := range []string{".backup-peers.json.tmp-123", ".backup-peers.json.tmp-456", "notes.txt"} {
+		p := filepath.Join(data, name)
+		os.WriteFile(p, []byte("{partial"), 0o600)
+		os.Chtimes(p, old, old)
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := start(t, "run", "--identity", key, "--data-dir", data, "--http", httpAddr, "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--bootstrap", "/ip4/127.0.0.1/tcp/1/p2p/"+id, "--log-level", "warn")
+	waitHealthz(t, 30*time.Second, http.StatusServiceUnavailable, []*proc{p}, httpAddr)
+	if out := p.output(); !strings.Contains(out, "not a regular file (a named pipe)") {
+		t.Errorf("no warning about the FIFO:\n%s", out)
+	}
+	p.stop(t, 10*time.Second)
+	entries, _ := os.ReadDir(data)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); got != "backup-peers.json notes.txt" {
+		t.Fatalf("data dir holds %q, want the FIFO and notes.txt only", got)
 	}
 }
