@@ -5,6 +5,7 @@ package healthmon_test
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,7 +134,7 @@ func TestKernelLinkUpRecoversAtOnce(t *testing.T) {
 	rec.setProbeOK(func() bool { return true })
 	tr := &recordingTracer{}
 	m, err := healthmon.New(n, n, healthmon.WithNetWatch(true), healthmon.WithNetWatchOptions(netwatch.WithNetNS(vp.ns)),
-		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval),
+		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval, probeInterval),
 		healthmon.WithRecoverBackoff(time.Hour, time.Hour), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)
@@ -173,5 +174,44 @@ func TestKernelLinkUpRecoversAtOnce(t *testing.T) {
 	t.Logf("link up -> probe %v, -> recovery %v", probes[1].Sub(up).Round(time.Microsecond), recovers[1].Sub(up).Round(time.Microsecond))
 	if got := fmt.Sprint(tr.recoveryTriggers(up)); got != "[probe]" {
 		t.Errorf("recovery triggers %s, want [probe]", got)
+	}
+}
+
+// TestMonitorPublishesNetworkChanges: the watcher the monitor starts emits
+// netwatch.EvtNetworkChanged on the host's bus, for the host's other components.
+func TestMonitorPublishesNetworkChanges(t *testing.T) {
+	vp := newVethPair(t)
+	vp.set(t, "hm1", true)
+	n := newFakeNode(t, 10)
+	n.setLive(10)
+	sub, err := n.bus.Subscribe(new(netwatch.EvtNetworkChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	m, err := healthmon.New(n, n, healthmon.WithNetWatch(true), healthmon.WithNetWatchOptions(netwatch.WithNetNS(vp.ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	vp.set(t, "hm0", true)
+	want := netwatch.Change{Kind: netwatch.LinkUp, Link: "hm0"}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-sub.Out():
+			ev := e.(netwatch.EvtNetworkChanged)
+			if slices.Contains(ev.Changes, want) {
+				if !ev.Gained() {
+					t.Errorf("event %+v holds %q but Gained() = false", ev, want)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no EvtNetworkChanged with %q within 30 s", want)
+		}
 	}
 }
