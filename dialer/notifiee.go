@@ -25,13 +25,16 @@ func markConnected(t *resilience.ConnectionTracker) {
 }
 
 // Connected moves the peer's tracker to Connected. Limited (relayed) connections
-// do not count, as for Connect.
+// do not count, as for Connect. An inbound connection is evidence that the
+// network works: it asks the Host to wake the rounds waiting out their backoff
+// (a non-blocking send; the Host's wake loop does the rest).
 func (n *notifiee) Connected(_ network.Network, c network.Conn) {
-	if c.Stat().Limited {
+	st := c.Stat()
+	if st.Limited {
 		return
 	}
 	n.h.mgr.Modify(n.h.keys.key(c.RemotePeer()), markConnected)
-	if c.Stat().Direction == network.DirInbound {
+	if st.Direction == network.DirInbound {
 		select { // a peer reached us: rounds waiting out their backoff dial now
 		case n.h.wake <- struct{}{}:
 		default:
