@@ -166,6 +166,10 @@ func TestCanceledRoundLeavesAProbesAttemptAlone(t *testing.T) {
 	if err := <-probeDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("probe = %v, want context.Canceled", err)
 	}
+	// The caller returns at once; the worker records the cut-short attempt.
+	waitFor(t, "the canceled probe's attempt to be recorded", func() bool {
+		return tracker(h, stall.pi.ID).State != resilience.Connecting
+	})
 	if tr := tracker(h, stall.pi.ID); tr.State != resilience.Idle || tr.AttemptCount != 1 || tr.ConsecutiveFailures != 0 {
 		t.Errorf("after the probe was canceled: tracker %v with %d attempts, %d failures; want idle, 1, 0",
 			tr.State, tr.AttemptCount, tr.ConsecutiveFailures)
