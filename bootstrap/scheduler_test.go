@@ -2,9 +2,14 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/chiral-network/go-libp2p-resilience/internal/testnet"
@@ -87,5 +92,63 @@ func TestRecoverDialsAtOnce(t *testing.T) {
 	}
 	if !connected(h, boot.ID()) || !h.ConnManager().IsProtected(boot.ID(), ProtectTag) {
 		t.Error("bootstrap peer not connected and protected after Recover")
+	}
+}
+
+// TestProbeSkipsConnectedPeers: evidence that the network works is a new
+// connection. A backup peer that is still connected (and in the table) is never
+// probed: the probes go to the unreachable bootstrap peer and fail, so a
+// monitor never takes them for the network's return.
+func TestProbeSkipsConnectedPeers(t *testing.T) {
+	boot := stoppedNodes(t, 1)[0]
+	backupNode := dhtNode(t)
+	path := filepath.Join(t.TempDir(), "backup.json")
+	if err := saveBackup(path, infos(backupNode)); err != nil {
+		t.Fatal(err)
+	}
+	s := newSubject(t, infos(boot), WithBackupFile(path))
+	testnet.Connect(t, s.node, backupNode)
+	waitFor(t, "the backup peer in the routing table", func() bool { return s.tableSize() == 1 })
+	for i := range 4 {
+		err := s.b.Probe(ctxTimeout(t))
+		if err == nil || !strings.Contains(err.Error(), boot.ID().String()) {
+			t.Fatalf("probe %d = %v, want the stopped bootstrap peer's dial error (never the connected backup peer)", i, err)
+		}
+	}
+	if tr := tracker(s.h, backupNode.ID()); tr.AttemptCount != 0 {
+		t.Errorf("the connected backup peer was dialled %d times by probes", tr.AttemptCount)
+	}
+}
+
+// TestProbeRepairsConnectedPeerNotInTable: a bootstrap peer whose connection
+// never made it into the routing table (here kad-dht's table filter refuses it
+// once, as when identify fails or the DHT protocol was not confirmed) is closed
+// and redialled by a probe once it has been connected for 2 s; the new
+// connection's identify puts it in the table.
+func TestProbeRepairsConnectedPeerNotInTable(t *testing.T) {
+	boot := dhtNode(t)
+	var refused atomic.Bool
+	n := testnet.NewNode(t, testnet.WithDHT(dht.ModeServer), testnet.WithDHTOptions(
+		dht.RoutingTableFilter(func(_ any, p peer.ID) bool {
+			return p != boot.ID() || !refused.CompareAndSwap(false, true)
+		})))
+	s := newSubjectOn(t, n, infos(boot))
+	testnet.Connect(t, n, boot)
+	waitFor(t, "the table filter to refuse the bootstrap peer once", refused.Load)
+	if s.tableSize() != 0 {
+		t.Fatalf("table holds %d peers, want 0", s.tableSize())
+	}
+	before := s.h.Network().ConnsToPeer(boot.ID())
+	if err := s.b.Probe(ctxTimeout(t)); !errors.Is(err, ErrAllConnected) {
+		t.Fatalf("probe right after connecting = %v, want ErrAllConnected (not yet 2 s)", err)
+	}
+	time.Sleep(tableJoinWait + 100*time.Millisecond)
+	if err := s.b.Probe(ctxTimeout(t)); err != nil {
+		t.Fatalf("repairing probe: %v", err)
+	}
+	waitFor(t, "the redialled bootstrap peer in the routing table", func() bool { return s.tableSize() == 1 })
+	after := s.h.Network().ConnsToPeer(boot.ID())
+	if len(before) == 0 || len(after) == 0 || after[0] == before[0] {
+		t.Errorf("connections before %v, after %v: want a new one", before, after)
 	}
 }
