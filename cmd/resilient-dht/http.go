@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
@@ -79,8 +78,9 @@ type httpLimits struct {
 	write      time.Duration // the answer must be written within this
 	idle       time.Duration // a keep-alive connection without a request is closed after this
 	maxHeader  int           // bytes of request headers
-	// maxConns connections are served at once; more wait in the kernel's
-	// accept queue, holding no fd or goroutine in the process.
+	// maxConns connections are open at once; when all are taken, the one
+	// idle longest is closed to make room, and further clients wait in the
+	// kernel's accept queue, holding no fd or goroutine (see connLimiter).
 	maxConns int
 	// metricsInFlight /metrics requests are served at once (a scrape renders
 	// every metric in memory); more get 503 at once. A scrape that takes
@@ -147,7 +147,8 @@ func serveHTTPLimited(ln net.Listener, lim httpLimits, reg *prometheus.Registry,
 		ln:   ln,
 		done: make(chan struct{}),
 	}
-	limited := netutil.LimitListener(ln, lim.maxConns)
+	limited := newConnLimiter(ln, lim.maxConns)
+	s.srv.ConnState = limited.connState
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,25 +104,31 @@ func (c *blockingCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1)
 }
 
-// TestHTTPLimits: idle keep-alive connections are closed, connections beyond
-// the cap wait unserved until one closes, oversized headers are refused, and
-// /metrics requests beyond the in-flight cap get 503 at once.
+// TestHTTPLimits: idle keep-alive connections are closed after the idle
+// timeout, and to make room for a new client when all slots are taken;
+// clients beyond the cap of busy connections wait; oversized headers are
+// refused; /metrics requests beyond the in-flight cap get 503 at once.
 func TestHTTPLimits(t *testing.T) {
 	col := &blockingCollector{desc: prometheus.NewDesc("test_blocking", "blocks", nil, nil), entered: make(chan struct{}, 8), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col)
-	lim := defaultHTTPLimits
-	lim.idle, lim.maxConns, lim.metricsInFlight, lim.maxHeader = 300*time.Millisecond, 2, 1, 1<<10
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	serve := func(lim httpLimits) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := serveHTTPLimited(ln, lim, reg, func() bool { return true }, func() statusDoc { return statusDoc{} })
+		t.Cleanup(func() { srv.Close(context.Background()) })
+		return srv.Addr()
 	}
-	srv := serveHTTPLimited(ln, lim, reg, func() bool { return true }, func() statusDoc { return statusDoc{} })
-	defer srv.Close(context.Background())
-	addr := srv.Addr()
+	lim := defaultHTTPLimits
+	lim.idle, lim.maxConns, lim.metricsInFlight, lim.maxHeader = time.Minute, 2, 1, 1<<10
+	addr := serve(lim)
+	shortIdle := lim
+	shortIdle.idle = 300 * time.Millisecond
 
-	// An idle keep-alive connection is closed by the server.
-	c, err := net.Dial("tcp", addr)
+	// An idle keep-alive connection is closed by the server after the idle timeout.
+	c, err := net.Dial("tcp", serve(shortIdle))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,31 +145,67 @@ func TestHTTPLimits(t *testing.T) {
 	}
 	c.Close()
 
-	// Connections beyond maxConns are not served until one closes.
-	var held []net.Conn
+	// When every slot holds an idle keep-alive connection, a new client is
+	// served and the connection idle longest is closed to make room.
+	var idle []*bufio.Reader
+	var idleConns []net.Conn
 	for range lim.maxConns {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
+		br := bufio.NewReader(c)
 		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") // served, then idle
-		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("healthz on held connection: %v", err)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("healthz on a kept connection: %v", err)
 		}
-		held = append(held, c)
-	}
-	fast := http.Client{Timeout: 150 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
-	if resp, err := fast.Get("http://" + addr + "/healthz"); err == nil {
-		resp.Body.Close()
-		t.Fatalf("a connection beyond the cap of %d was served", lim.maxConns)
-	}
-	for _, c := range held {
-		c.Close()
+		io.Copy(io.Discard, resp.Body)
+		idle, idleConns = append(idle, br), append(idleConns, c)
 	}
 	slow := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err = slow.Get("http://" + addr + "/healthz")
 	if err != nil {
-		t.Fatalf("not served after the held connections closed: %v", err)
+		t.Fatalf("a new client was not served while idle connections held every slot: %v", err)
+	}
+	resp.Body.Close()
+	idleConns[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle[0].ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("the connection idle longest was not closed: %v", err)
+	}
+	idleConns[1].SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := idle[1].ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a second idle connection was closed too: %v", err)
+	}
+	for _, c := range idleConns {
+		c.Close()
+	}
+
+	// Connections in the middle of a request are not closed: a client beyond
+	// the cap waits until one ends.
+	var busy []net.Conn
+	for range lim.maxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\n") // headers never finished
+		busy = append(busy, c)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server take them
+	fast := http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := fast.Get("http://" + addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a connection beyond the cap of %d was served", lim.maxConns)
+	}
+	for _, c := range busy {
+		c.Close()
+	}
+	resp, err = slow.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatalf("not served after the busy connections closed: %v", err)
 	}
 	resp.Body.Close()
 
