@@ -162,15 +162,35 @@ func anyPublic(addrs []ma.Multiaddr) bool {
 // oneLine flattens a joined error onto one log line.
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
-// dualTable is the Bootstrapper's view of a dual DHT: both tables refreshed,
-// the larger one counted.
+// errTablesEmpty is what a dual refresh yields when neither table has a peer
+// to query.
+var errTablesEmpty = errors.New("resilientdht: both routing tables are empty; nothing to refresh")
+
+// dualTable is the Bootstrapper's view of a dual DHT: the tables that hold a
+// peer refreshed, the larger one counted. An empty table is not refreshed:
+// its lookup has no peer to ask and fails at once, and kad-dht logs that
+// ("failed to query for self") at WARN, over several lines — every time the
+// Bootstrapper refreshes the WAN table of a node on a private network.
 type dualTable struct{ d *dual.DHT }
 
 func (t dualTable) RefreshRoutingTable() <-chan error {
 	out := make(chan error, 1)
-	wan, lan := t.d.WAN.RefreshRoutingTable(), t.d.LAN.RefreshRoutingTable()
-	go func() { // ends when both refreshes do (kad-dht always answers)
-		out <- errors.Join(<-wan, <-lan)
+	var chans []<-chan error
+	for _, d := range []*dht.IpfsDHT{t.d.WAN, t.d.LAN} {
+		if d.RoutingTable().Size() > 0 {
+			chans = append(chans, d.RefreshRoutingTable())
+		}
+	}
+	if len(chans) == 0 {
+		out <- errTablesEmpty
+		return out
+	}
+	go func() { // ends when the refreshes do (kad-dht always answers)
+		var errs []error
+		for _, ch := range chans {
+			errs = append(errs, <-ch)
+		}
+		out <- errors.Join(errs...)
 	}()
 	return out
 }
