@@ -419,6 +419,13 @@ func TestManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("memory request and limit", func(t *testing.T) {
+		req, lim := c.Resources.Requests.Memory(), c.Resources.Limits.Memory()
+		if req.IsZero() || lim.IsZero() || lim.Cmp(*req) < 0 {
+			t.Errorf("memory request %v, limit %v: want both, limit ≥ request", req, lim)
+		}
+	})
+
 	t.Run("non-root", func(t *testing.T) {
 		sc := pod.SecurityContext
 		if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
