@@ -492,3 +492,29 @@ func TestBackupFileHazards(t *testing.T) {
 		t.Fatalf("data dir holds %q, want the FIFO and notes.txt only", got)
 	}
 }
+
+// TestHTTPAddressWarning: an HTTP address other machines can reach (":0"
+// binds every interface) is logged at WARN; a loopback one is not.
+func TestHTTPAddressWarning(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	id := keygen(t, key)
+	for _, tc := range []struct {
+		http string
+		warn bool
+	}{{":0", true}, {"127.0.0.1:0", false}} {
+		p := start(t, "run", "--identity", key, "--data-dir", filepath.Join(dir, "data"), "--http", tc.http, "--listen", "/ip4/127.0.0.1/tcp/0",
+			"--bootstrap", "/ip4/127.0.0.1/tcp/1/p2p/"+id, "--log-level", "warn")
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(p.output(), "http on http://") {
+			if time.Now().After(deadline) {
+				t.Fatalf("--http %s: no 'http on' line:\n%s", tc.http, p.output())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := strings.Contains(p.output(), "reachable from other machines"); got != tc.warn {
+			t.Errorf("--http %s: warning shown %v, want %v:\n%s", tc.http, got, tc.warn, p.output())
+		}
+		p.stop(t, 10*time.Second)
+	}
+}
