@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
@@ -51,7 +52,14 @@ func newFakeNode(t *testing.T, tableSize int) *fakeNode {
 	return n
 }
 
-func (n *fakeNode) EventBus() event.Bus      { return n.bus }
+func (n *fakeNode) EventBus() event.Bus  { return n.bus }
+func (n *fakeNet) Conns() []network.Conn { return nil }
+
+// NewStream fails at once: a ping of a fake peer is a protocol error, not a
+// timeout, so the monitor leaves the (fake) connection alone.
+func (n *fakeNode) NewStream(context.Context, peer.ID, ...protocol.ID) (network.Stream, error) {
+	return nil, errors.New("fake: no streams")
+}
 func (n *fakeNode) Network() network.Network { return n.net }
 func (n *fakeNode) ListPeers() []peer.ID     { return append([]peer.ID(nil), n.tbl...) }
 func (n *fakeNet) Connectedness(p peer.ID) network.Connectedness {

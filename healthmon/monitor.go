@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -13,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
@@ -61,9 +64,10 @@ type Monitor struct {
 	hasLast bool
 	subs    map[chan HealthReport]struct{} // nil once closed
 
-	kick    chan struct{}         // CheckHealth asks the loop to look again
-	emitCh  chan EvtHealthChanged // latest change not yet emitted on the bus
-	emitter event.Emitter
+	kick     chan struct{}         // CheckHealth asks the loop to look again
+	checking atomic.Bool           // checkConns runs
+	emitCh   chan EvtHealthChanged // latest change not yet emitted on the bus
+	emitter  event.Emitter
 }
 
 // New returns a Monitor of h, judging health on rt (see Status). It checks the
@@ -416,8 +420,14 @@ func (m *Monitor) onBusEvent(rec *recovery, e any) {
 			rec.connected(time.Now(), e.Peer)
 		}
 	case event.EvtLocalAddressesUpdated:
-		if rec.networkChanged(time.Now()) {
-			log.Debugw("local addresses changed: probing now")
+		// Only an address that appeared may mean the network is back: the
+		// removal of addresses (observed ones expire when connections close)
+		// is what an outage itself looks like.
+		if addressAdded(e) {
+			if rec.networkChanged(time.Now()) {
+				log.Debugw("local address added: probing now")
+			}
+			m.networkBack()
 		}
 	case event.EvtLocalReachabilityChanged:
 		if rec.networkChanged(time.Now()) {
@@ -427,11 +437,97 @@ func (m *Monitor) onBusEvent(rec *recovery, e any) {
 }
 
 func (m *Monitor) onNetChange(rec *recovery, c netwatch.Change) {
-	if c.Kind.Gained() {
+	switch {
+	case c.Kind.Gained():
 		if rec.networkChanged(time.Now()) {
 			log.Infow("network came back: probing now", "change", c.String())
 		}
+		m.networkBack()
+	case c.Kind.Lost():
+		m.checkConns(c)
 	}
+}
+
+// pingTimeout bounds the ping of each routing-table peer after a link went
+// down: a live connection on loopback or a LAN answers within milliseconds.
+const pingTimeout = time.Second
+
+// networkBack acts on a sign that the network is back (or the machine woke):
+// the swarm's dial backoff of routing-table peers, set while nothing could be
+// reached, is cleared, and rounds of the dialer waiting out their backoff dial
+// at once.
+func (m *Monitor) networkBack() {
+	if b, ok := m.h.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		for _, p := range m.rt.ListPeers() {
+			b.Backoff().Clear(p)
+		}
+	}
+	if w, ok := m.h.(interface{ WakeRounds() int }); ok {
+		w.WakeRounds()
+	}
+}
+
+// checkConns acts on a sign that the network went away, at once, instead of
+// waiting ~30 s for the muxers' keep-alive: connections on a removed address are
+// closed; after a link went down or the default route went away, every
+// routing-table peer is pinged with a short timeout (pingTimeout) and the
+// connections of those that do not answer are closed. Closing them makes the
+// next check see the outage. One check runs at a time, in a goroutine the
+// monitor owns.
+func (m *Monitor) checkConns(c netwatch.Change) {
+	if !m.checking.CompareAndSwap(false, true) {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer m.checking.Store(false)
+		nw := m.h.Network()
+		closed := 0
+		for _, conn := range netwatch.ConnsOn(nw, c) {
+			if err := conn.Close(); err == nil {
+				closed++
+			}
+		}
+		if c.Kind == netwatch.AddrRemoved {
+			log.Infow("network change: closed the connections on the removed address", "change", c.String(), "closed", closed)
+			m.CheckHealth(m.ctx)
+			return
+		}
+		ctx, cancel := context.WithTimeout(m.ctx, pingTimeout)
+		defer cancel()
+		var wg sync.WaitGroup
+		var dead atomic.Int32
+		for _, p := range m.rt.ListPeers() {
+			if nw.Connectedness(p) != network.Connected {
+				continue
+			}
+			wg.Go(func() {
+				// ping.Ping closes its channel without a result when ctx ends
+				// first: that is no answer in time. A peer that speaks no ping
+				// fails at once and is left alone.
+				res, answered := <-ping.Ping(ctx, m.h, p)
+				if !answered || (res.Error != nil && ctx.Err() != nil) {
+					dead.Add(1)
+					_ = nw.ClosePeer(p)
+				}
+			})
+		}
+		wg.Wait()
+		log.Infow("network change: checked the routing-table peers", "change", c.String(),
+			"closed_on_address", closed, "unanswered", dead.Load())
+		m.CheckHealth(m.ctx)
+	}()
+}
+
+// addressAdded reports whether e holds an address that was added.
+func addressAdded(e event.EvtLocalAddressesUpdated) bool {
+	for _, a := range e.Current {
+		if a.Action == event.Added {
+			return true
+		}
+	}
+	return false
 }
 
 // emitLoop emits EvtHealthChanged on the bus off the monitor's loop.

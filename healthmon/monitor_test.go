@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/netwatch"
@@ -387,7 +388,14 @@ func TestNetworkSignalsProbeAtOnce(t *testing.T) {
 			{"link up again, a second later", time.Second, link(netwatch.LinkUp), true},
 			{"address removed", 2 * interval, link(netwatch.AddrRemoved), false},
 			{"address added", 2 * interval, link(netwatch.AddrAdded), true},
-			{"local addresses", 2 * interval, func() { _ = addrs.Emit(event.EvtLocalAddressesUpdated{Diffs: true}) }, true},
+			{"local address removed", 2 * interval, func() {
+				_ = addrs.Emit(event.EvtLocalAddressesUpdated{Diffs: true, Removed: []event.UpdatedAddress{
+					{Address: ma.StringCast("/ip4/192.0.2.1/tcp/1"), Action: event.Removed}}})
+			}, false},
+			{"local address added", 2 * interval, func() {
+				_ = addrs.Emit(event.EvtLocalAddressesUpdated{Diffs: true, Current: []event.UpdatedAddress{
+					{Address: ma.StringCast("/ip4/192.0.2.1/tcp/1"), Action: event.Added}}})
+			}, true},
 			{"reachability", 2 * interval, func() {
 				_ = reach.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic})
 			}, true},

@@ -3,6 +3,7 @@ package healthmon_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -12,9 +13,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/internal/testnet"
+	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
 
 // realWait bounds waits in tests with real hosts (slow shared machine).
@@ -315,4 +318,55 @@ func TestRealNetworkInboundConnectionRecoversAtOnce(t *testing.T) {
 	if got := tr.recoveryTriggers(isolated); len(got) != 1 || got[0] != healthmon.TriggerConnection {
 		t.Errorf("recovery triggers %v, want [connection]", got)
 	}
+}
+
+// TestLostSignalsAreNoticedAtOnce: a network change that may have cut the node
+// off is checked at once, not after the muxers' ~30 s keep-alive: after a link
+// went down, routing-table peers that do not answer a ping within a second
+// (here: peers whose ping handler holds the stream and never answers) are
+// disconnected while those that answer are kept; after an address was removed,
+// the connections on it are closed. Either way the monitor reports the loss
+// at once.
+func TestLostSignalsAreNoticedAtOnce(t *testing.T) {
+	nodes := dhtNetwork(t, 6, 4)
+	a := nodes[0]
+	for _, nd := range nodes[1:3] { // two peers stop answering pings
+		nd.Host().SetStreamHandler(ping.ID, func(s network.Stream) {
+			<-t.Context().Done()
+			_ = s.Reset()
+		})
+	}
+	netCh := make(chan netwatch.Change)
+	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetChanges(netCh),
+		healthmon.WithHysteresis(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sub := m.Subscribe()
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, sub, healthmon.Healthy)
+	if live := liveTablePeers(a); live != 5 {
+		t.Fatalf("%d table peers connected, want 5", live)
+	}
+
+	netCh <- netwatch.Change{Kind: netwatch.LinkDown, Link: "resilience-test-nonexistent"}
+	waitUntil(t, "the silent peers to be disconnected", func() bool {
+		return a.Host().Network().Connectedness(nodes[1].ID()) != network.Connected &&
+			a.Host().Network().Connectedness(nodes[2].ID()) != network.Connected
+	})
+	if live := liveTablePeers(a); live != 3 {
+		t.Errorf("%d table peers connected after the ping check, want the 3 that answer", live)
+	}
+	rep := waitStatus(t, sub, healthmon.Degraded)
+	t.Logf("after link down: %+v", rep)
+
+	netCh <- netwatch.Change{Kind: netwatch.AddrRemoved, Addr: netip.MustParsePrefix("127.0.0.1/8")}
+	rep = waitStatus(t, sub, healthmon.Unhealthy)
+	if len(a.Host().Network().Conns()) != 0 {
+		t.Errorf("connections on the removed address still open: %d", len(a.Host().Network().Conns()))
+	}
+	t.Logf("after address removed: %+v", rep)
 }
