@@ -428,32 +428,34 @@ func listenReusePort(t *testing.T) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-// TestTwoNodesOnOnePort: a second node on the TCP port of a running node
-// exits 2 naming the address (go-libp2p's SO_REUSEPORT would otherwise let it
-// share the port and take half of the first node's connections).
+// TestTwoNodesOnOnePort: a second node on the port of a running node exits 2
+// naming the address: on TCP (go-libp2p's SO_REUSEPORT would otherwise let it
+// share the port and take half of the first node's connections) and on QUIC.
 func TestTwoNodesOnOnePort(t *testing.T) {
 	dir := t.TempDir()
 	key1, key2 := filepath.Join(dir, "key1"), filepath.Join(dir, "key2")
 	id1 := keygen(t, key1)
 	keygen(t, key2)
-	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
-	args := func(key, data string) []string {
-		return []string{"run", "--identity", key, "--data-dir", filepath.Join(dir, data), "--http", "", "--listen", addr,
-			"--bootstrap", "/ip4/127.0.0.1/tcp/1/p2p/" + id1, "--log-level", "error"}
-	}
-	first := start(t, args(key1, "data1")...)
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(first.output(), "listening on "+addr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("first node not listening:\n%s", first.output())
+	port := freePort(t)
+	for _, addr := range []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)} {
+		args := func(key, data string) []string {
+			return []string{"run", "--identity", key, "--data-dir", filepath.Join(dir, data), "--http", "", "--listen", addr,
+				"--bootstrap", "/ip4/127.0.0.1/tcp/1/p2p/" + id1, "--log-level", "error"}
 		}
-		time.Sleep(50 * time.Millisecond)
+		first := start(t, args(key1, "data1")...)
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(first.output(), "listening on "+addr) {
+			if time.Now().After(deadline) {
+				t.Fatalf("first node not listening on %s:\n%s", addr, first.output())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		code, out := run(t, 10*time.Second, args(key2, "data2")...)
+		if code != 2 || !strings.Contains(out, "--listen "+addr+": ") || !strings.Contains(out, "address already in use") || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+			t.Fatalf("second node on %s: exit %d\n%s", addr, code, out)
+		}
+		first.stop(t, 10*time.Second)
 	}
-	code, out := run(t, 10*time.Second, args(key2, "data2")...)
-	if code != 2 || !strings.Contains(out, "--listen "+addr+": address already in use") || strings.Count(strings.TrimSpace(out), "\n") > 0 {
-		t.Fatalf("second node on %s: exit %d\n%s", addr, code, out)
-	}
-	first.stop(t, 10*time.Second)
 }
 
 // TestBackupFileHazards: a FIFO where the backup file belongs does not hang
