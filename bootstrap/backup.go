@@ -327,18 +327,18 @@ func decodeBackup(data []byte) ([]peer.AddrInfo, error) {
 			}
 			a, err := ma.NewMultiaddr(s)
 			if err != nil {
-				logger.Debugw("skipping unparsable backup address", "peer", id, "addr", s, "err", err)
+				logger.Debugw("skipping unparsable backup address", "peer", id, "addr", textutil.Clip(s, textutil.MaxQuoted), "err", err)
 				continue
 			}
 			if transport, aid := peer.SplitAddr(a); aid != "" {
 				if aid != id {
-					logger.Debugw("skipping backup address of another peer", "peer", id, "addr", s)
+					logger.Debugw("skipping backup address of another peer", "peer", id, "addr", textutil.Clip(s, textutil.MaxQuoted))
 					continue
 				}
 				a = transport
 			}
 			if len(a) == 0 || isRelayAddr(a) {
-				logger.Debugw("skipping relay or empty backup address", "peer", id, "addr", s)
+				logger.Debugw("skipping relay or empty backup address", "peer", id, "addr", textutil.Clip(s, textutil.MaxQuoted))
 				continue
 			}
 			addrs = append(addrs, a)
