@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,13 +54,16 @@ import (
 // (its gater counts them), by cause: for this module the monitor's probes, the
 // dialer's rounds (Recover, keep-alive, retries) and the rest (kad-dht's own
 // lookups and refreshes); for kubo the bootstrapper's dials and the rest.
+// Each outage starts after a random wait of 0-30 s (drawn from the seed in
+// RESILIENCE_SEED, printed), so that it falls at any phase of kubo's 30-s
+// ticker, as a real outage would.
 //
-// Opt-in (about 6 minutes a run):
+// Opt-in (about 7 minutes a run):
 //
 //	cd bench && RESILIENCE_LONG=1 go test -run TestOutageHarness -v -timeout 60m .
 func TestOutageHarness(t *testing.T) {
 	if os.Getenv("RESILIENCE_LONG") != "1" {
-		t.Skip("long scenario (about 6 minutes a run): set RESILIENCE_LONG=1 to run the outage harness")
+		t.Skip("long scenario (about 7 minutes a run): set RESILIENCE_LONG=1 to run the outage harness")
 	}
 	outages := []time.Duration{20 * time.Second, 60 * time.Second, 180 * time.Second}
 	if s := os.Getenv("RESILIENCE_OUTAGES"); s != "" {
@@ -80,10 +84,20 @@ func TestOutageHarness(t *testing.T) {
 		}
 		runs = n
 	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("RESILIENCE_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("RESILIENCE_SEED: bad seed %q", s)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (RESILIENCE_SEED=%d replays the outage phases)", seed, seed)
+	rng := mrand.New(mrand.NewPCG(seed, seed))
 	var all []sample
 	for run := 1; run <= runs; run++ {
 		t.Run(fmt.Sprintf("run%d", run), func(t *testing.T) {
-			all = append(all, runOutages(t, run, outages)...)
+			all = append(all, runOutages(t, run, outages, rng)...)
 		})
 	}
 	t.Log(summarize(all, outages))
@@ -117,7 +131,7 @@ const (
 	recoveryCap = 150 * time.Second
 )
 
-func runOutages(t *testing.T, run int, outages []time.Duration) []sample {
+func runOutages(t *testing.T, run int, outages []time.Duration, rng *mrand.Rand) []sample {
 	nodes := testnet.NewNetwork(t, networkSize, testnet.WithDHT(dht.ModeServer))
 	testnet.ConnectAll(t, nodes...)
 	var boots []peer.AddrInfo
@@ -150,6 +164,7 @@ func runOutages(t *testing.T, run int, outages []time.Duration) []sample {
 		for _, v := range victims {
 			testnet.WaitFor(t, recoveryCap, v.name+" healthy before the outage", func() bool { return v.live() >= minPeers })
 		}
+		time.Sleep(time.Duration(rng.Int64N(int64(30 * time.Second))))
 		var d0 []dialCounts
 		for _, v := range victims {
 			d0 = append(d0, v.counts())
