@@ -141,7 +141,7 @@ func Wrap(h host.Host, opts ...Option) (*Host, error) {
 func (h *Host) Manager() *resilience.ConnectionManager { return h.mgr }
 
 // Unwrap returns the wrapped host. Dials made through it bypass the Host's retry
-// policy and singleflight, but its connections still update the trackers.
+// policy and the dial scheduler, but its connections still update the trackers.
 func (h *Host) Unwrap() host.Host { return h.inner }
 
 // SetProfile sets the retry profile of one peer, overriding the default and the

@@ -17,7 +17,7 @@ type MetricsTracer interface {
 	// (ClassNone: it succeeded).
 	DialAttempted(class ErrorClass)
 	// ConnectJoined is called when a Connect call joined a round already running
-	// for its peer instead of starting one (the singleflight saved dials).
+	// for its peer instead of starting one (the scheduler saved dials).
 	ConnectJoined()
 	// SwarmBackoffCleared is called when the Host cleared the swarm's dial
 	// backoff of a peer before dialing it.
