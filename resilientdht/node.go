@@ -42,6 +42,7 @@ type Node struct {
 	loopback bool
 
 	kadAsked atomic.Int64 // calls of kad-dht's BootstrapPeersFunc
+	warned   emptyWarner
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -111,7 +112,7 @@ func New(h host.Host, opts ...Option) (*Node, error) {
 
 	hopts := []healthmon.Option{
 		healthmon.WithMinPeers(cfg.minPeers),
-		healthmon.WithRecoverer(n.boot),
+		healthmon.WithRecoverer(recoverer{n}),
 		healthmon.WithManager(n.host.Manager()),
 	}
 	if cfg.registerer != nil {
@@ -209,8 +210,7 @@ func (n *Node) startupBootstrap(ctx context.Context) {
 		for i, c := range res.Connected {
 			ids[i] = c.ID
 		}
-		log.Warnw("reached bootstrap peers but the routing table is empty after the refresh; the node stays unhealthy",
-			"dht", n.kindName(), "connected", len(ids), "cause", n.emptyTableCause(ids))
+		n.warnEmptyTable("startup bootstrap", ids)
 	}
 }
 
