@@ -1,0 +1,359 @@
+package simnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/x/simlibp2p"
+	sim "github.com/marcopolo/simnet"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/resilience"
+	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
+)
+
+// Config describes a simulated network. Zero values take the defaults named.
+type Config struct {
+	Nodes     int    // all nodes, bootstrap nodes included
+	BootNodes int    // the first BootNodes nodes are every node's bootstrap peers (default 3)
+	Seed      uint64 // keys and Rand
+	MinPeers  int    // connected table peers for health (default resilientdht.DefaultMinPeers)
+	// Latency is the one-way latency of every packet (default 10 ms).
+	Latency time.Duration
+	// Bandwidth is each node's up- and downlink in bits/s (default 20 Mbit/s).
+	Bandwidth int
+	// KadOnly builds kad-dht alone (server mode, the bootstrap peers dialled
+	// once at start, as a user of kad-dht does) instead of resilientdht.New.
+	KadOnly bool
+	// BootstrapRetry replaces resilientdht's ForDHTBootstrap profile.
+	BootstrapRetry *resilience.RetryConfig
+}
+
+// Network is a running simulated network. Its methods are safe for concurrent
+// use; it must be built, used and closed inside one synctest bubble.
+type Network struct {
+	Nodes []*Node
+	Rand  *rand.Rand // seeded from Config.Seed; for the scenario's choices
+
+	cfg   Config
+	sim   *sim.Simnet
+	start time.Time
+
+	mu  sync.RWMutex
+	cut map[string]bool // IPs whose packets are lost
+}
+
+// Node is one simulated node.
+type Node struct {
+	Index int
+	ID    peer.ID
+	Boot  bool
+
+	net   *Network
+	ip    net.IP
+	key   crypto.PrivKey
+	addr  ma.Multiaddr
+	host  host.Host
+	rd    *resilientdht.Node // nil with KadOnly
+	kad   *dht.IpfsDHT       // the table health counts
+	gater *countingGater
+}
+
+// cutLatency is the latency of a lost packet: longer than any scenario, so
+// the packet never arrives while it matters (QUIC sees a silent network:
+// handshakes and idle connections time out, as on a real outage).
+const cutLatency = 24 * time.Hour
+
+// New builds and starts cfg.Nodes nodes and the network between them. Call it
+// inside synctest.Test; Close before the bubble ends.
+func New(cfg Config) (*Network, error) {
+	if cfg.BootNodes == 0 {
+		cfg.BootNodes = 3
+	}
+	if cfg.MinPeers == 0 {
+		cfg.MinPeers = resilientdht.DefaultMinPeers
+	}
+	if cfg.Latency == 0 {
+		cfg.Latency = 10 * time.Millisecond
+	}
+	if cfg.Bandwidth == 0 {
+		cfg.Bandwidth = 20 * simlibp2p.OneMbps
+	}
+	if cfg.Nodes <= cfg.BootNodes {
+		return nil, fmt.Errorf("simnet: Nodes %d: want more than BootNodes (%d)", cfg.Nodes, cfg.BootNodes)
+	}
+	n := &Network{
+		cfg:   cfg,
+		Rand:  rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		cut:   map[string]bool{},
+		start: time.Now(),
+	}
+	n.sim = &sim.Simnet{LatencyFunc: n.latency}
+	keys := rand.NewChaCha8(seedBytes(cfg.Seed))
+	for i := range cfg.Nodes {
+		priv, _, err := crypto.GenerateEd25519Key(keys)
+		if err != nil {
+			return nil, err
+		}
+		id, err := peer.IDFromPrivateKey(priv)
+		if err != nil {
+			return nil, err
+		}
+		ip := sim.IntToPublicIPv4(i)
+		n.Nodes = append(n.Nodes, &Node{
+			Index: i, ID: id, Boot: i < cfg.BootNodes, net: n, ip: ip, key: priv,
+			addr: ma.StringCast(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", ip)),
+		})
+	}
+	n.sim.Start()
+	for _, nd := range n.Nodes {
+		if err := nd.start(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("simnet: node %d: %w", nd.Index, err)
+		}
+	}
+	return n, nil
+}
+
+func seedBytes(seed uint64) [32]byte {
+	var b [32]byte
+	for i := range 8 {
+		b[i] = byte(seed >> (8 * i))
+	}
+	return b
+}
+
+// latency is the simulated network's per-packet latency: cut nodes lose
+// every packet they send or should receive.
+func (n *Network) latency(p *sim.Packet) time.Duration {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if len(n.cut) > 0 && (n.cut[ipOf(p.From)] || n.cut[ipOf(p.To)]) {
+		return cutLatency
+	}
+	return n.cfg.Latency
+}
+
+func ipOf(a net.Addr) string {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.IP.String()
+	}
+	return a.String()
+}
+
+// BootPeers are the bootstrap nodes' addresses.
+func (n *Network) BootPeers() []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, nd := range n.Nodes[:n.cfg.BootNodes] {
+		out = append(out, peer.AddrInfo{ID: nd.ID, Addrs: []ma.Multiaddr{nd.addr}})
+	}
+	return out
+}
+
+func (nd *Node) start() error {
+	n := nd.net
+	cm, err := connmgr.NewConnManager(100, 400) // resilient-dht's
+	if err != nil {
+		return err
+	}
+	nd.gater = &countingGater{start: n.start}
+	link := sim.NodeBiDiLinkSettings{
+		Downlink: sim.LinkSettings{BitsPerSecond: n.cfg.Bandwidth},
+		Uplink:   sim.LinkSettings{BitsPerSecond: n.cfg.Bandwidth},
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(nd.key),
+		libp2p.ListenAddrs(nd.addr),
+		simlibp2p.QUICSimnet(n.sim, link),
+		// simlibp2p: identify's address discovery stalls synctest.
+		libp2p.DisableIdentifyAddressDiscovery(),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(nd.gater),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return err
+	}
+	nd.host = h
+	boot := without(n.BootPeers(), nd.ID)
+	if n.cfg.KadOnly {
+		d, err := dht.New(h, dht.Mode(dht.ModeServer), dht.BootstrapPeers(boot...))
+		if err != nil {
+			h.Close()
+			return err
+		}
+		nd.kad = d
+		for _, pi := range boot { // as kad-dht's users do at start; failures are kad-dht's to mend
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				h.Connect(ctx, pi) //nolint:errcheck // see above
+			}()
+		}
+		return nil
+	}
+	opts := []resilientdht.Option{
+		resilientdht.WithDHT(resilientdht.Plain),
+		resilientdht.WithMode(dht.ModeServer),
+		resilientdht.WithBootstrapPeers(boot...),
+		resilientdht.WithMinPeers(n.cfg.MinPeers),
+		// A goroutine blocked in a netlink read never lets virtual time pass.
+		resilientdht.WithHealthOptions(healthmon.WithNetWatch(false)),
+	}
+	if n.cfg.BootstrapRetry != nil {
+		opts = append(opts, resilientdht.WithBootstrapRetry(*n.cfg.BootstrapRetry))
+	}
+	rd, err := resilientdht.New(h, opts...)
+	if err != nil {
+		return err // New closed h
+	}
+	nd.rd = rd
+	d, ok := rd.Routing().(*dht.IpfsDHT)
+	if !ok {
+		rd.Close()
+		return errors.New("resilientdht.Plain did not build an *dht.IpfsDHT")
+	}
+	nd.kad = d
+	return nil
+}
+
+func without(peers []peer.AddrInfo, id peer.ID) []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, p := range peers {
+		if p.ID != id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Healthy reports the node's health: its monitor's verdict, or with KadOnly
+// the same measure (connected routing-table peers ≥ MinPeers) taken directly.
+func (nd *Node) Healthy() bool {
+	if nd.host == nil {
+		return false
+	}
+	if nd.rd != nil {
+		return nd.rd.IsHealthy()
+	}
+	return nd.TablePeersConnected() >= nd.net.cfg.MinPeers
+}
+
+// TablePeersConnected counts routing-table peers the node is connected to.
+func (nd *Node) TablePeersConnected() int {
+	c := 0
+	for _, p := range nd.kad.RoutingTable().ListPeers() {
+		if nd.host.Network().Connectedness(p) == network.Connected {
+			c++
+		}
+	}
+	return c
+}
+
+// Dials is the number of outbound dials the node's swarm started.
+func (nd *Node) Dials() int64 { return nd.gater.dials.Load() }
+
+// PeakInboundPerSecond is the most new inbound connections the node saw in
+// one second of virtual time.
+func (nd *Node) PeakInboundPerSecond() int { return nd.gater.peak() }
+
+// Cut makes the node lose every packet it sends or should receive, as if its
+// network went away; Restore brings the network back. Its connections die
+// by QUIC's idle timeout, as on a real outage.
+func (n *Network) Cut(nodes ...*Node) { n.setCut(true, nodes) }
+
+// Restore ends a Cut.
+func (n *Network) Restore(nodes ...*Node) { n.setCut(false, nodes) }
+
+func (n *Network) setCut(on bool, nodes []*Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, nd := range nodes {
+		if on {
+			n.cut[nd.ip.String()] = true
+		} else {
+			delete(n.cut, nd.ip.String())
+		}
+	}
+}
+
+// Close stops every node and the network.
+func (n *Network) Close() {
+	var wg sync.WaitGroup
+	for _, nd := range n.Nodes {
+		wg.Go(func() {
+			switch {
+			case nd.rd != nil:
+				nd.rd.Close()
+			case nd.kad != nil:
+				nd.kad.Close()
+				nd.host.Close()
+			case nd.host != nil:
+				nd.host.Close()
+			}
+		})
+	}
+	wg.Wait()
+	n.sim.Close()
+}
+
+// countingGater allows everything and counts outbound dials and inbound
+// connections (per second of virtual time since the network started).
+type countingGater struct {
+	start time.Time
+	dials atomic.Int64
+
+	mu      sync.Mutex
+	inbound map[int64]int
+}
+
+func (g *countingGater) InterceptPeerDial(peer.ID) bool {
+	g.dials.Add(1)
+	return true
+}
+
+func (g *countingGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+
+func (g *countingGater) InterceptAccept(network.ConnMultiaddrs) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inbound == nil {
+		g.inbound = map[int64]int{}
+	}
+	g.inbound[int64(time.Since(g.start)/time.Second)]++
+	return true
+}
+
+func (g *countingGater) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+
+func (g *countingGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+
+func (g *countingGater) peak() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := 0
+	for _, c := range g.inbound {
+		p = max(p, c)
+	}
+	return p
+}

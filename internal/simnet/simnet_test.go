@@ -1,0 +1,245 @@
+package simnet_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/chiral-network/go-libp2p-resilience/internal/simnet"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func long(t *testing.T) {
+	if os.Getenv("RESILIENCE_LONG") != "1" {
+		t.Skip("long scenario: set RESILIENCE_LONG=1 to run it")
+	}
+}
+
+func seed(t *testing.T) uint64 {
+	t.Helper()
+	v := os.Getenv("RESILIENCE_SEED")
+	if v == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	s, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("RESILIENCE_SEED=%q: want an unsigned decimal integer: %v", v, err)
+	}
+	return s
+}
+
+func nodes(t *testing.T, def int) int {
+	t.Helper()
+	v := os.Getenv("RESILIENCE_SIM_NODES")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 10 {
+		t.Fatalf("RESILIENCE_SIM_NODES=%q: want an integer of at least 10", v)
+	}
+	return n
+}
+
+// waitHealthy advances virtual time in steps of a second until every node of
+// set is healthy or timeout passes; it returns each node's time to its first
+// healthy check since t0 (sorted; never for nodes never healthy).
+func waitHealthy(set []*simnet.Node, t0 time.Time, timeout time.Duration) []time.Duration {
+	first := make(map[*simnet.Node]time.Duration, len(set))
+	for time.Since(t0) <= timeout {
+		all := true
+		for _, nd := range set {
+			if nd.Healthy() {
+				if _, ok := first[nd]; !ok {
+					first[nd] = time.Since(t0)
+				}
+			} else {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	out := make([]time.Duration, 0, len(set))
+	for _, nd := range set {
+		if d, ok := first[nd]; ok {
+			out = append(out, d)
+		} else {
+			out = append(out, never)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// never marks a node that was never healthy; it sorts last.
+const never = time.Duration(math.MaxInt64)
+
+// pct formats the times by which p % of the nodes were healthy.
+func pct(d []time.Duration, ps ...float64) string {
+	var parts []string
+	for _, p := range ps {
+		x := d[max(0, min(len(d)-1, int(math.Ceil(p/100*float64(len(d))))-1))]
+		if x == never {
+			parts = append(parts, "never")
+		} else {
+			parts = append(parts, x.Round(time.Second).String())
+		}
+	}
+	return strings.Join(parts, " / ")
+}
+
+func heapMiB() float64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse+ms.StackInuse) / (1 << 20)
+}
+
+// A small network bootstraps in virtual time and every node becomes
+// healthy: the package works under synctest, with no goroutine left behind.
+func TestSmallNetworkBootstraps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net, err := simnet.New(simnet.Config{Nodes: 12, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer net.Close()
+		d := waitHealthy(net.Nodes, time.Now(), 2*time.Minute)
+		if d[len(d)-1] == never {
+			t.Fatalf("not every node healthy within 2 minutes of virtual time: %v", d)
+		}
+	})
+}
+
+// TestBootstrapScale: N nodes (default 1,000) start at once and bootstrap
+// from 3 bootstrap nodes.
+//
+//	RESILIENCE_LONG=1 go test -run TestBootstrapScale -v -timeout 60m ./internal/simnet/
+func TestBootstrapScale(t *testing.T) {
+	long(t)
+	n, s := nodes(t, 1000), seed(t)
+	t.Logf("%d nodes, seed %d (replay: RESILIENCE_SEED=%d)", n, s, s)
+	before := heapMiB()
+	wall := time.Now()
+	var virtual time.Duration
+	var report string
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		net, err := simnet.New(simnet.Config{Nodes: n, Seed: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer net.Close()
+		d := waitHealthy(net.Nodes, t0, 10*time.Minute)
+		var dials []int64
+		peak := 0
+		for _, nd := range net.Nodes {
+			dials = append(dials, nd.Dials())
+			if nd.Boot {
+				peak = max(peak, nd.PeakInboundPerSecond())
+			}
+		}
+		slices.Sort(dials)
+		sum := int64(0)
+		for _, x := range dials {
+			sum += x
+		}
+		mem := (heapMiB() - before) / float64(n)
+		virtual = time.Since(t0)
+		report = fmt.Sprintf("healthy 50/90/99/100 %%: %s; dials per node: mean %.1f, max %d; peak new inbound connections per second at a bootstrap node: %d; memory per node %.2f MiB (heap+stacks)",
+			pct(d, 50, 90, 99, 100), float64(sum)/float64(n), dials[len(dials)-1], peak, mem)
+		if d[len(d)-1] == never {
+			t.Errorf("not every node healthy within 10 minutes: %s", report)
+		}
+	})
+	w := time.Since(wall)
+	t.Logf("%d nodes: %s; %v virtual in %v wall (%.1f s wall per simulated minute)", n, report,
+		virtual.Round(time.Second), w.Round(time.Second), w.Seconds()/virtual.Minutes())
+}
+
+// TestCutOff: 30 % of the nodes (bootstrap nodes spared) lose their network
+// for 60 s, then get it back: how long until each is healthy again, and how
+// many dials that cost, with this module and with kad-dht alone, side by side
+// on the same seed.
+//
+//	RESILIENCE_LONG=1 go test -run TestCutOff -v -timeout 60m ./internal/simnet/
+func TestCutOff(t *testing.T) {
+	long(t)
+	n, s := nodes(t, 300), seed(t)
+	t.Logf("%d nodes, seed %d (replay: RESILIENCE_SEED=%d)", n, s, s)
+	const outage, recoveryWait = 60 * time.Second, 15 * time.Minute
+	var rows []string
+	for _, kadOnly := range []bool{false, true} {
+		name := "this module (resilientdht.New)"
+		if kadOnly {
+			name = "kad-dht alone"
+		}
+		wall := time.Now()
+		var virtual time.Duration
+		var row string
+		synctest.Test(t, func(t *testing.T) {
+			t0 := time.Now()
+			net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, KadOnly: kadOnly})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer net.Close()
+			if d := waitHealthy(net.Nodes, t0, 10*time.Minute); d[len(d)-1] == never {
+				t.Fatalf("%s: not every node healthy before the outage: %s", name, pct(d, 50, 90, 100))
+			}
+			time.Sleep(30 * time.Second) // settle
+			var victims []*simnet.Node
+			for _, i := range net.Rand.Perm(n - 3)[:n*3/10] {
+				victims = append(victims, net.Nodes[3+i])
+			}
+			dials := func() int64 {
+				var sum int64
+				for _, nd := range victims {
+					sum += nd.Dials()
+				}
+				return sum
+			}
+			d0 := dials()
+			net.Cut(victims...)
+			time.Sleep(outage)
+			down := 0
+			for _, nd := range victims {
+				if !nd.Healthy() {
+					down++
+				}
+			}
+			net.Restore(victims...)
+			tBack := time.Now()
+			d := waitHealthy(victims, tBack, recoveryWait) // kad-dht refreshes its table every 10 minutes
+			others := 0
+			for _, nd := range net.Nodes {
+				if !slices.Contains(victims, nd) && !nd.Healthy() {
+					others++
+				}
+			}
+			virtual = time.Since(t0)
+			row = fmt.Sprintf("| %s | %d of %d unhealthy at the end of the outage | %s | %.1f | %d |",
+				name, down, len(victims), pct(d, 50, 90, 99, 100), float64(dials()-d0)/float64(len(victims)), others)
+		})
+		w := time.Since(wall)
+		t.Logf("%s: %v virtual in %v wall", name, virtual.Round(time.Second), w.Round(time.Second))
+		rows = append(rows, row)
+	}
+	t.Logf("\n%d nodes, 30 %% cut off for %v (packets lost, QUIC times out)\n| stack | victims | victims healthy again after the network returned: 50 / 90 / 99 / 100 %% (never: not within %v) | dials per victim (outage + recovery) | other nodes unhealthy at the end |\n|---|---|---|---|---|\n%s",
+		n, outage, recoveryWait, strings.Join(rows, "\n"))
+}
