@@ -48,7 +48,10 @@ const (
 	netchangeMinPeer = 4 // --min-peers of every node
 	pollEvery        = 50 * time.Millisecond
 	healLimit        = 90 * time.Second // longest wait for /healthz 200 after the network returns
-	settle           = 3 * time.Second  // healthy this long before the next cut
+	// settle is how long the victim is healthy before the next cut: longer than the
+	// monitor's minimum dwell (healthmon.DefaultMinDwell, 5 s), which holds back a
+	// reversal of the reported status; a shorter one would measure the dwell.
+	settle = 8 * time.Second
 )
 
 // netCase is one way of cutting the victim off and bringing it back.
