@@ -209,6 +209,11 @@ func (h *Host) join(ctx context.Context, pi peer.AddrInfo, req request) (*peerDi
 func (h *Host) leave(p *peerDials, w *waiter) uint32 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	select {
+	case <-w.done: // answered as its ctx ended: w.dials is its count already
+		return w.dials
+	default:
+	}
 	delete(p.rounds, w)
 	delete(p.probes, w)
 	p.prio = p.waitersPriority()
