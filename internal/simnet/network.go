@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/x/simlibp2p"
 	sim "github.com/marcopolo/simnet"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/time/rate"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
@@ -42,6 +43,10 @@ type Config struct {
 	KadOnly bool
 	// BootstrapRetry replaces resilientdht's ForDHTBootstrap profile.
 	BootstrapRetry *resilience.RetryConfig
+	// BootAcceptRate > 0 makes each bootstrap node accept at most this many
+	// new inbound connections per second (bursts of one second's worth);
+	// the excess is refused at once.
+	BootAcceptRate float64
 }
 
 // Network is a running simulated network. Its methods are safe for concurrent
@@ -172,6 +177,9 @@ func (nd *Node) start() error {
 		return err
 	}
 	nd.gater = &countingGater{start: n.start}
+	if nd.Boot && n.cfg.BootAcceptRate > 0 {
+		nd.gater.limit = rate.NewLimiter(rate.Limit(n.cfg.BootAcceptRate), max(1, int(n.cfg.BootAcceptRate)))
+	}
 	link := sim.NodeBiDiLinkSettings{
 		Downlink: sim.LinkSettings{BitsPerSecond: n.cfg.Bandwidth},
 		Uplink:   sim.LinkSettings{BitsPerSecond: n.cfg.Bandwidth},
@@ -269,6 +277,9 @@ func (nd *Node) TablePeersConnected() int {
 // Dials is the number of outbound dials the node's swarm started.
 func (nd *Node) Dials() int64 { return nd.gater.dials.Load() }
 
+// Refused is the number of inbound connections the node refused (BootAcceptRate).
+func (nd *Node) Refused() int64 { return nd.gater.refused.Load() }
+
 // PeakInboundPerSecond is the most new inbound connections the node saw in
 // one second of virtual time.
 func (nd *Node) PeakInboundPerSecond() int { return nd.gater.peak() }
@@ -313,11 +324,14 @@ func (n *Network) Close() {
 	n.sim.Close()
 }
 
-// countingGater allows everything and counts outbound dials and inbound
-// connections (per second of virtual time since the network started).
+// countingGater counts outbound dials and inbound connections (per second of
+// virtual time since the network started) and, with a limit, refuses inbound
+// connections beyond it.
 type countingGater struct {
-	start time.Time
-	dials atomic.Int64
+	start   time.Time
+	limit   *rate.Limiter // nil: accept all
+	dials   atomic.Int64
+	refused atomic.Int64
 
 	mu      sync.Mutex
 	inbound map[int64]int
@@ -331,6 +345,10 @@ func (g *countingGater) InterceptPeerDial(peer.ID) bool {
 func (g *countingGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 
 func (g *countingGater) InterceptAccept(network.ConnMultiaddrs) bool {
+	if g.limit != nil && !g.limit.Allow() {
+		g.refused.Add(1)
+		return false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.inbound == nil {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chiral-network/go-libp2p-resilience/internal/simnet"
+	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
 func TestMain(m *testing.M) {
@@ -242,4 +243,59 @@ func TestCutOff(t *testing.T) {
 	}
 	t.Logf("\n%d nodes, 30 %% cut off for %v (packets lost, QUIC times out)\n| stack | victims | victims healthy again after the network returned: 50 / 90 / 99 / 100 %% (never: not within %v) | dials per victim (outage + recovery) | other nodes unhealthy at the end |\n|---|---|---|---|---|\n%s",
 		n, outage, recoveryWait, strings.Join(rows, "\n"))
+}
+
+// TestBootstrapHerd: every node starts (a whole-fleet restart) while the 3
+// bootstrap nodes are down; they come back after 60 s and each accepts at
+// most K new connections per second, refusing the rest. For each jitter
+// strategy of the ForDHTBootstrap profile: the drain time (until every node
+// is healthy, from the bootstrap nodes' return) and the refused connections.
+//
+//	RESILIENCE_LONG=1 go test -run TestBootstrapHerd -v -timeout 60m ./internal/simnet/
+func TestBootstrapHerd(t *testing.T) {
+	long(t)
+	n, s := nodes(t, 300), seed(t)
+	k := float64(max(5, n/20)) // bootstrap accept rate, connections per second
+	if v := os.Getenv("RESILIENCE_SIM_ACCEPT_RATE"); v != "" {
+		var err error
+		if k, err = strconv.ParseFloat(v, 64); err != nil || k <= 0 {
+			t.Fatalf("RESILIENCE_SIM_ACCEPT_RATE=%q: want a positive number", v)
+		}
+	}
+	t.Logf("%d nodes, bootstrap nodes accept %.0f new connections/s, seed %d (replay: RESILIENCE_SEED=%d)", n, k, s, s)
+	const down = 60 * time.Second
+	var rows []string
+	for _, j := range []resilience.JitterStrategy{resilience.JitterProportional, resilience.JitterFull, resilience.JitterEqual, resilience.JitterDecorrelated} {
+		cfg := resilience.ForDHTBootstrap()
+		cfg.Jitter = j
+		wall := time.Now()
+		var row string
+		synctest.Test(t, func(t *testing.T) {
+			net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, BootstrapRetry: &cfg, BootAcceptRate: k})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer net.Close()
+			boot := net.Nodes[:3]
+			net.Cut(boot...)
+			time.Sleep(down)
+			net.Restore(boot...)
+			tBack := time.Now()
+			d := waitHealthy(net.Nodes, tBack, 15*time.Minute)
+			var refused, dials int64
+			peak := 0
+			for _, nd := range net.Nodes {
+				dials += nd.Dials()
+				if nd.Boot {
+					refused += nd.Refused()
+					peak = max(peak, nd.PeakInboundPerSecond())
+				}
+			}
+			row = fmt.Sprintf("| %s | %s | %d | %.1f | %d |", j, pct(d, 50, 90, 99, 100), refused, float64(dials)/float64(n), peak)
+		})
+		t.Logf("%s: %v wall", j, time.Since(wall).Round(time.Second))
+		rows = append(rows, row)
+	}
+	t.Logf("\n%d nodes start while the 3 bootstrap nodes are down for %v; then each accepts %.0f new connections/s\n| jitter (ForDHTBootstrap) | all healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused | dials per node | peak accepted per second at a bootstrap node |\n|---|---|---|---|---|\n%s",
+		n, down, k, strings.Join(rows, "\n"))
 }
