@@ -17,7 +17,6 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
-	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
@@ -110,7 +109,6 @@ func newApp(cfg appConfig) (*app, error) {
 			resilientdht.WithBootstrapPeers(cfg.bootstrap...),
 			resilientdht.WithPeerRetry(cfg.retry),
 			resilientdht.WithMinPeers(1),
-			resilientdht.WithHealthOptions(healthmon.WithNetWatch(false)),
 		); err != nil {
 			_ = inner.Close() // a no-op when New closed it
 			return nil, fmt.Errorf("start DHT: %w", err)
