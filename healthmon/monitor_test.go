@@ -618,3 +618,43 @@ func TestCloseWaitsForStalledBusSubscriber(t *testing.T) {
 		<-closed
 	})
 }
+
+// TestRecoveryAfterLossIsReportedAtOnce: the first healthy check after a loss
+// that was reported at least MinDwell ago reports Healthy at once (the table
+// refilled from a state it had just lost: no flap risk), while a node that
+// comes up healthy for the first time still waits HealthyFor.
+func TestRecoveryAfterLossIsReportedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNode(t, 10)
+		m := startMonitor(t, n)
+		synctest.Wait()
+		if m.IsHealthy() {
+			t.Fatal("healthy with no table peer connected")
+		}
+		start := time.Now()
+		n.setLive(10)
+		synctest.Wait()
+		if m.IsHealthy() {
+			t.Fatal("first Healthy reported before HealthyFor passed")
+		}
+		time.Sleep(healthmon.DefaultHealthyFor)
+		synctest.Wait()
+		if !m.IsHealthy() {
+			t.Fatalf("not healthy %v after the table filled", time.Since(start))
+		}
+
+		time.Sleep(time.Minute)
+		n.setLive(0) // the outage: reported at once
+		synctest.Wait()
+		if m.IsHealthy() {
+			t.Fatal("still healthy after the loss")
+		}
+		time.Sleep(20 * time.Second)
+		back := time.Now()
+		n.setLive(10)
+		synctest.Wait()
+		if rep := m.LastReport(); !rep.IsHealthy || !rep.Timestamp.Equal(back) {
+			t.Fatalf("after the table refilled: %+v, want Healthy reported at once (%v)", rep, back)
+		}
+	})
+}

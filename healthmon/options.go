@@ -179,7 +179,10 @@ func WithRecoverBackoff(first, max time.Duration) Option {
 //
 //   - healthyFor: a non-healthy monitor reports Healthy only after every check for
 //     healthyFor found the node healthy (the monitor checks again when healthyFor
-//     has passed). 0 reports Healthy at the first healthy check. Default
+//     has passed) — except at the first healthy check after a loss that was
+//     reported at least minDwell ago (no healthy check in between): the table
+//     refilled from a state it had just lost, a recovery, not a flap, and
+//     Healthy is reported at once. 0 reports Healthy at the first healthy check. Default
 //     DefaultHealthyFor (1 s).
 //   - minDwell: the reported status never reverses direction (gets better after
 //     getting worse, or worse after getting better) within minDwell of the

@@ -96,6 +96,7 @@ type damper struct {
 	changedAt    time.Time // when reported last changed
 	dir          int       // direction of the last change: +1 better, -1 worse, 0 none yet
 	healthySince time.Time // start of the current run of healthy observations; zero if none
+	healthySeen  bool      // a healthy observation since the reported status last changed
 }
 
 // observe records an observation made at now. It returns the reported status
@@ -103,7 +104,9 @@ type damper struct {
 // holds back, the time at which to check again (zero otherwise).
 func (d *damper) observe(now time.Time, obs Status) (from, to Status, recheckAt time.Time) {
 	from = d.reported
+	firstHealthy := obs == Healthy && !d.healthySeen
 	if obs == Healthy {
+		d.healthySeen = true
 		if d.healthySince.IsZero() {
 			d.healthySince = now
 		}
@@ -122,7 +125,12 @@ func (d *damper) observe(now time.Time, obs Status) (from, to Status, recheckAt 
 		dir = -1
 	}
 	ready := now
-	if obs == Healthy {
+	// The first healthy observation after a loss reported at least minDwell
+	// ago is a recovery from a state the node had just lost, not a flap (a
+	// flapping link shows healthy observations while the loss is held or
+	// reported): no healthyFor wait.
+	recovered := firstHealthy && d.dir == -1 && !now.Before(d.changedAt.Add(d.minDwell))
+	if obs == Healthy && !recovered {
 		ready = d.healthySince.Add(d.healthyFor)
 	}
 	if d.dir != 0 && dir != d.dir { // a reversal: flapping unless minDwell has passed
@@ -132,6 +140,7 @@ func (d *damper) observe(now time.Time, obs Status) (from, to Status, recheckAt 
 		return from, from, ready
 	}
 	d.reported, d.changedAt, d.dir = obs, now, dir
+	d.healthySeen = obs == Healthy
 	return from, obs, time.Time{}
 }
 
