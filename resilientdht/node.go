@@ -24,8 +24,13 @@ import (
 
 var log = logging.Logger("resilience/resilientdht")
 
-// ErrClosed is returned by WaitHealthy after Close.
-var ErrClosed = errors.New("resilientdht: node closed")
+var (
+	// ErrClosed is returned by WaitHealthy after Close.
+	ErrClosed = errors.New("resilientdht: node closed")
+	// ErrBootstrapRunning is returned by BootstrapResult while the startup
+	// bootstrap runs.
+	ErrBootstrapRunning = errors.New("resilientdht: startup bootstrap still running")
+)
 
 // Node is a host made resilient: the host wrapped by the retrying dialer, a
 // Kademlia DHT, the Bootstrapper that joins it and the health monitor that
@@ -218,14 +223,15 @@ func (n *Node) startupBootstrap(ctx context.Context) {
 // has ended (or was cut short by Close).
 func (n *Node) Bootstrapped() <-chan struct{} { return n.bootDone }
 
-// BootstrapResult returns the startup bootstrap's result once Bootstrapped
-// is closed; before that, ok is false.
-func (n *Node) BootstrapResult() (res bootstrap.Result, err error, ok bool) {
+// BootstrapResult returns the startup bootstrap's result and error (see
+// bootstrap.Bootstrapper.Bootstrap) once Bootstrapped is closed, and
+// ErrBootstrapRunning before.
+func (n *Node) BootstrapResult() (bootstrap.Result, error) {
 	select {
 	case <-n.bootDone:
-		return n.bootRes, n.bootErr, true
+		return n.bootRes, n.bootErr
 	default:
-		return bootstrap.Result{}, nil, false
+		return bootstrap.Result{}, ErrBootstrapRunning
 	}
 }
 
