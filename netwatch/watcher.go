@@ -52,7 +52,8 @@ type Watcher struct {
 // the returned watcher to stop it.
 //
 // When bus is not nil (normally the host's, h.EventBus()), the watcher emits
-// [EvtNetworkChanged] on it. Subscribing to netlink needs no privileges in the
+// [EvtNetworkChanged] on it. Start one watcher per bus (a second would report
+// every change twice) and share its Changes with whoever needs the channel. Subscribing to netlink needs no privileges in the
 // caller's own namespace; watching another namespace ([WithNetNS]) needs the rights
 // to enter it.
 func New(bus event.Bus, opts ...Option) (*Watcher, error) {
