@@ -53,7 +53,8 @@ type Watcher struct {
 //
 // When bus is not nil (normally the host's, h.EventBus()), the watcher emits
 // [EvtNetworkChanged] on it. Start one watcher per bus (a second would report
-// every change twice) and share its Changes with whoever needs the channel. Subscribing to netlink needs no privileges in the
+// every change twice): Changes goes to the one component that acts on every change
+// (each change is received once), everyone else subscribes to the event. Subscribing to netlink needs no privileges in the
 // caller's own namespace; watching another namespace ([WithNetNS]) needs the rights
 // to enter it.
 func New(bus event.Bus, opts ...Option) (*Watcher, error) {
