@@ -41,7 +41,8 @@ import (
 // "noticed" figure of the old code was either "never" or the muxer's ~30 s
 // keep-alive, which these durations still show.
 //
-// RESILIENCE_NETCHANGE_REPS sets the repetitions per case (default 5).
+// RESILIENCE_NETCHANGE_REPS sets the repetitions per case (default 5);
+// RESILIENCE_NETCHANGE_VICTIM_LOG=file saves the victim's output (log level info).
 
 const (
 	netchangeNodes   = 6 // root-namespace nodes
@@ -137,6 +138,13 @@ func TestNetworkChangeTable(t *testing.T) {
 		"--listen", fmt.Sprintf("/ip4/%s/tcp/%d", lab.victimAddr.Addr(), vport),
 		"--http", "127.0.0.1:9464", "--min-peers", strconv.Itoa(netchangeMinPeer), "--log-level", "info"}, bootstrap...)
 	victim := startCmd(t, "ip", victimArgs...)
+	if path := os.Getenv("RESILIENCE_NETCHANGE_VICTIM_LOG"); path != "" {
+		t.Cleanup(func() { // runs before the victim is killed: cleanups run last first
+			if err := os.WriteFile(path, []byte(victim.output()), 0o600); err != nil {
+				t.Errorf("RESILIENCE_NETCHANGE_VICTIM_LOG: %v", err)
+			}
+		})
+	}
 	hz := lab.healthz("127.0.0.1:9464")
 	waitFor(t, 2*time.Minute, "the victim to become healthy", victim, func() bool { return hz() == http.StatusOK })
 
@@ -157,6 +165,7 @@ func TestNetworkChangeTable(t *testing.T) {
 
 			cutAt := time.Now()
 			c.cut(t, lab)
+			victim.mark(fmt.Sprintf("TEST: %s #%d: cut at %s", c.name, rep+1, cutAt.Format(time.RFC3339Nano)))
 			noticed := time.Duration(-1)
 			for time.Since(cutAt) < c.outage {
 				if hz() != http.StatusOK {
@@ -171,6 +180,7 @@ func TestNetworkChangeTable(t *testing.T) {
 			wasHealthy := hz() == http.StatusOK
 			backAt := time.Now()
 			c.restore(t, lab)
+			victim.mark(fmt.Sprintf("TEST: %s #%d: back at %s", c.name, rep+1, backAt.Format(time.RFC3339Nano)))
 			healed := time.Duration(-1)
 			for !wasHealthy && time.Since(backAt) < healLimit {
 				if hz() == http.StatusOK {
@@ -281,6 +291,13 @@ func startCmd(t *testing.T, name string, args ...string) *proc {
 	}()
 	t.Cleanup(func() { p.kill(t) })
 	return p
+}
+
+// mark writes a line into p's captured output, to find the test's steps in it.
+func (p *proc) mark(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.out.WriteString(line + "\n")
 }
 
 // waitFor polls cond until it holds, or fails the test after timeout showing p's output.
