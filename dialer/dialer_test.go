@@ -662,22 +662,17 @@ func TestWithManagerSharesTrackers(t *testing.T) {
 // Guards given with WithRetryOptions take part in every round: a per-peer
 // circuit breaker that opens after two failures ends the round early.
 func TestWithRetryOptionsGuardsRounds(t *testing.T) {
-	breakers := map[peer.ID]*resilience.CircuitBreaker{}
-	var mu sync.Mutex
+	breakers, err := resilience.NewCircuitBreaker(resilience.WithFailureThreshold(2), resilience.WithOpenTimeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, gater := newHost(t, dialer.WithDefaultConfig(profile(10, 10*time.Millisecond, 50*time.Millisecond)),
 		dialer.WithRetryOptions(func(id peer.ID) []resilience.RetryOption {
-			mu.Lock()
-			defer mu.Unlock()
-			b := breakers[id]
-			if b == nil {
-				b, _ = resilience.NewCircuitBreaker(resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour})
-				breakers[id] = b
-			}
-			return []resilience.RetryOption{resilience.WithGuards(b)}
+			return []resilience.RetryOption{resilience.WithGuards(breakers.Guard(id.String()))}
 		}))
 	node := testnet.NewNode(t)
 	node.Stop()
-	err := h.Connect(ctxTimeout(t), node.AddrInfo())
+	err = h.Connect(ctxTimeout(t), node.AddrInfo())
 	if !errors.Is(err, resilience.ErrCircuitOpen) {
 		t.Fatalf("Connect: %v, want the open circuit", err)
 	}

@@ -123,9 +123,9 @@ func WithRetryMetrics(t resilience.MetricsTracer) Option {
 // place for resilience's guards and adaptive backoff, for example a retry
 // budget shared by all peers, a circuit breaker or rate limit per peer:
 //
-//	budget, _ := resilience.NewRetryBudget(resilience.BudgetConfig{})
-//	adaptive, _ := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{})
-//	limit, _ := resilience.NewPeerRateLimiter(1, 3, 0)
+//	budget, _ := resilience.NewRetryBudget()
+//	adaptive, _ := resilience.NewAdaptiveBackoff()
+//	limit, _ := resilience.NewPeerRateLimiter(resilience.WithPeerRate(1, 3))
 //	dialer.WithRetryOptions(func(id peer.ID) []resilience.RetryOption {
 //		return []resilience.RetryOption{
 //			resilience.WithGuards(budget, limit.Guard(id.String())),

@@ -392,7 +392,7 @@ func (h *Host) probe(p *peerDials, r *run, cfg resilience.RetryConfig) error {
 		h.WakeRounds() // evidence: the network works
 		return nil
 	case r.ctx.Err() != nil:
-		h.mgr.RecordCanceled(id)
+		h.mgr.ModifyExisting(id, (*resilience.ConnectionTracker).RecordCanceled)
 		return errors.Join(context.Cause(r.ctx), err)
 	default:
 		h.mgr.Modify(id, func(t *resilience.ConnectionTracker) {

@@ -8,27 +8,64 @@ import (
 	"time"
 )
 
-// Adaptive backoff defaults.
-const (
-	DefaultAdaptiveWindow    = 20
-	DefaultAdaptiveThreshold = 0.9
-	DefaultAdaptiveStretch   = 3.0
-	DefaultAdaptiveSpread    = time.Second
-)
+type adaptiveConfig struct {
+	window     int
+	threshold  float64
+	stretch    float64
+	wakeSpread time.Duration
+}
 
-// AdaptiveConfig configures an AdaptiveBackoff. Zero fields take the defaults.
-type AdaptiveConfig struct {
-	// Window is the number of recent outcomes considered. Default: 20.
-	Window int
-	// Threshold is the failure share of a full window at which the network counts
-	// as down. Default: 0.9.
-	Threshold float64
-	// Stretch multiplies retry delays while the network is down, never past the
-	// RetryConfig's MaxDelay. Default: 3.
-	Stretch float64
-	// WakeSpread bounds the random wait of retries woken by a recovery: each waits
-	// uniform [0, min(its delay, WakeSpread)]. Default: 1s.
-	WakeSpread time.Duration
+// AdaptiveOption configures NewAdaptiveBackoff.
+type AdaptiveOption func(*adaptiveConfig) error
+
+// WithAdaptiveWindow sets how many recent outcomes are considered. Default: 20.
+// Must be in [1, 1048576].
+func WithAdaptiveWindow(n int) AdaptiveOption {
+	return func(c *adaptiveConfig) error {
+		if n < 1 || n > 1<<20 {
+			return fmt.Errorf("%w: WithAdaptiveWindow(%d): must be in [1, 1048576]", ErrInvalidConfig, n)
+		}
+		c.window = n
+		return nil
+	}
+}
+
+// WithAdaptiveThreshold sets the failure share of a full window at which the
+// network counts as down. Default: 0.9. Must be in (0, 1].
+func WithAdaptiveThreshold(share float64) AdaptiveOption {
+	return func(c *adaptiveConfig) error {
+		if !(share > 0 && share <= 1) {
+			return fmt.Errorf("%w: WithAdaptiveThreshold(%v): must be in (0, 1]", ErrInvalidConfig, share)
+		}
+		c.threshold = share
+		return nil
+	}
+}
+
+// WithAdaptiveStretch sets the factor retry delays are multiplied by while the
+// network is down, never past the RetryConfig's MaxDelay. Default: 3. Must be
+// a finite number >= 1.
+func WithAdaptiveStretch(factor float64) AdaptiveOption {
+	return func(c *adaptiveConfig) error {
+		if !(factor >= 1) || math.IsInf(factor, 0) {
+			return fmt.Errorf("%w: WithAdaptiveStretch(%v): must be a finite number >= 1", ErrInvalidConfig, factor)
+		}
+		c.stretch = factor
+		return nil
+	}
+}
+
+// WithWakeSpread bounds the random wait of retries woken by a recovery, so
+// that they do not all dial at the same instant. Default: 1 s. 0 wakes them
+// at once. Must not be negative.
+func WithWakeSpread(d time.Duration) AdaptiveOption {
+	return func(c *adaptiveConfig) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithWakeSpread(%v): must not be negative", ErrInvalidConfig, d)
+		}
+		c.wakeSpread = d
+		return nil
+	}
 }
 
 // AdaptiveBackoff watches the outcomes of attempts across all peers. When nearly
@@ -39,7 +76,7 @@ type AdaptiveConfig struct {
 // in vain goes back to its own backoff. Share one per host; pass it with
 // WithAdaptive. It is safe for concurrent use.
 type AdaptiveBackoff struct {
-	cfg AdaptiveConfig
+	cfg adaptiveConfig
 
 	mu       sync.Mutex
 	ring     []bool // true = failure
@@ -51,34 +88,17 @@ type AdaptiveBackoff struct {
 }
 
 // NewAdaptiveBackoff returns an AdaptiveBackoff that considers the network up.
-func NewAdaptiveBackoff(cfg AdaptiveConfig) (*AdaptiveBackoff, error) {
-	switch {
-	case cfg.Window < 0 || cfg.Window > 1<<20:
-		return nil, fmt.Errorf("%w: AdaptiveConfig.Window = %d must be in [1, 1048576]", ErrInvalidConfig, cfg.Window)
-	case math.IsNaN(cfg.Threshold) || cfg.Threshold < 0 || cfg.Threshold > 1:
-		return nil, fmt.Errorf("%w: AdaptiveConfig.Threshold = %v must be in (0, 1]", ErrInvalidConfig, cfg.Threshold)
-	case math.IsNaN(cfg.Stretch) || math.IsInf(cfg.Stretch, 0) || (cfg.Stretch != 0 && cfg.Stretch < 1):
-		return nil, fmt.Errorf("%w: AdaptiveConfig.Stretch = %v must be a finite number >= 1", ErrInvalidConfig, cfg.Stretch)
-	case cfg.WakeSpread < 0:
-		return nil, fmt.Errorf("%w: AdaptiveConfig.WakeSpread = %v must not be negative", ErrInvalidConfig, cfg.WakeSpread)
+// An invalid option is an error wrapping ErrInvalidConfig that names it.
+func NewAdaptiveBackoff(opts ...AdaptiveOption) (*AdaptiveBackoff, error) {
+	cfg := adaptiveConfig{window: 20, threshold: 0.9, stretch: 3, wakeSpread: time.Second}
+	if err := apply(&cfg, opts); err != nil {
+		return nil, err
 	}
-	if cfg.Window == 0 {
-		cfg.Window = DefaultAdaptiveWindow
-	}
-	if cfg.Threshold == 0 {
-		cfg.Threshold = DefaultAdaptiveThreshold
-	}
-	if cfg.Stretch == 0 {
-		cfg.Stretch = DefaultAdaptiveStretch
-	}
-	if cfg.WakeSpread == 0 {
-		cfg.WakeSpread = DefaultAdaptiveSpread
-	}
-	return &AdaptiveBackoff{cfg: cfg, ring: make([]bool, cfg.Window), wake: make(chan struct{})}, nil
+	return &AdaptiveBackoff{cfg: cfg, ring: make([]bool, cfg.window), wake: make(chan struct{})}, nil
 }
 
 // Record adds an attempt's outcome. The first success while the network counts
-// as down wakes every retry waiting on Recovered and starts a fresh window: the
+// as down wakes every waiting retry and starts a fresh window: the
 // network counts as down again only after a whole window of new outcomes says
 // so, so a single peer that keeps succeeding among many dead ones cannot wake
 // their retries over and over.
@@ -102,7 +122,7 @@ func (a *AdaptiveBackoff) Record(success bool) {
 	}
 	a.next = (a.next + 1) % len(a.ring)
 	a.filled = min(a.filled+1, len(a.ring))
-	if !success && a.filled == len(a.ring) && float64(a.failures) >= a.cfg.Threshold*float64(len(a.ring)) {
+	if !success && a.filled == len(a.ring) && float64(a.failures) >= a.cfg.threshold*float64(len(a.ring)) {
 		a.down = true
 	}
 }
@@ -114,29 +134,29 @@ func (a *AdaptiveBackoff) Down() bool {
 	return a.down
 }
 
-// Stretch returns d stretched while the network is down, else d. RetryTracked
+// stretch returns d stretched while the network is down, else d. RetryTracked
 // keeps the stretched delay within the tracker's MaxDelay.
-func (a *AdaptiveBackoff) Stretch(d time.Duration) time.Duration {
+func (a *AdaptiveBackoff) stretch(d time.Duration) time.Duration {
 	if !a.Down() {
 		return d
 	}
-	f := float64(d) * a.cfg.Stretch
+	f := float64(d) * a.cfg.stretch
 	if f >= math.MaxInt64 {
 		return time.Duration(math.MaxInt64)
 	}
 	return time.Duration(f)
 }
 
-// Recovered returns a channel closed at the next recovery (the first success
+// recovered returns a channel closed at the next recovery (the first success
 // after the network counted as down).
-func (a *AdaptiveBackoff) Recovered() <-chan struct{} {
+func (a *AdaptiveBackoff) recovered() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.wake
 }
 
-// WakeSpread returns the random wait of a retry woken by a recovery whose
-// scheduled delay was d: uniform [0, min(d, WakeSpread)].
-func (a *AdaptiveBackoff) WakeSpread(d time.Duration) time.Duration {
-	return scale(max(min(d, a.cfg.WakeSpread), 0), rand.Float64())
+// wakeSpread returns the random wait of a retry woken by a recovery whose
+// scheduled delay was d: uniform [0, min(d, WithWakeSpread)].
+func (a *AdaptiveBackoff) wakeSpread(d time.Duration) time.Duration {
+	return scale(max(min(d, a.cfg.wakeSpread), 0), rand.Float64())
 }

@@ -9,8 +9,8 @@ import (
 
 // RetryBudget is a token bucket shared by many retry loops that stops retry
 // storms: every retry (not first attempts) costs one token, every success refunds
-// SuccessRefund tokens, and MinPerSecond tokens trickle in regardless, so retries
-// never stop completely. When many peers fail at once the bucket drains and
+// WithSuccessRefund tokens, and WithBudgetRefill tokens a second trickle in
+// regardless, so retries never stop completely. When many peers fail at once the bucket drains and
 // further retries fail fast with ErrBudgetExhausted instead of multiplying load.
 // It is a Guard and safe for concurrent use.
 type RetryBudget struct {
@@ -21,56 +21,80 @@ type RetryBudget struct {
 	last   time.Time
 }
 
-// Budget defaults.
-const (
-	DefaultBudgetCapacity  = 100
-	DefaultBudgetRefund    = 0.2
-	DefaultBudgetPerSecond = 1.0
-)
-
-// BudgetConfig configures a RetryBudget.
-type BudgetConfig struct {
-	// Capacity is the bucket size, and its initial content. Default (0): 100.
-	Capacity float64
-	// SuccessRefund is added per success. Default (0): 0.2 (a retry per 5 successes).
-	SuccessRefund float64
-	// MinPerSecond tokens are added per second regardless. Default (0): 1.
-	MinPerSecond float64
+type budgetConfig struct {
+	capacity, refund, perSecond float64
 }
 
-// NewRetryBudget returns a full budget.
-func NewRetryBudget(cfg BudgetConfig) (*RetryBudget, error) {
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{{"Capacity", cfg.Capacity}, {"SuccessRefund", cfg.SuccessRefund}, {"MinPerSecond", cfg.MinPerSecond}} {
-		if !(f.v >= 0) || f.v > 1e12 {
-			return nil, fmt.Errorf("%w: BudgetConfig.%s = %v must be in [0, 1e12]", ErrInvalidConfig, f.name, f.v)
+// BudgetOption configures NewRetryBudget.
+type BudgetOption func(*budgetConfig) error
+
+func budgetValue(name string, v float64) error {
+	if !(v >= 0) || v > 1e12 {
+		return fmt.Errorf("%w: %s(%v): must be in [0, 1e12]", ErrInvalidConfig, name, v)
+	}
+	return nil
+}
+
+// WithBudgetCapacity sets the bucket's size, which it starts full with.
+// Default: 100 tokens. Must be in [1, 1e12].
+func WithBudgetCapacity(tokens float64) BudgetOption {
+	return func(c *budgetConfig) error {
+		if err := budgetValue("WithBudgetCapacity", tokens); err != nil {
+			return err
 		}
+		if tokens < 1 {
+			return fmt.Errorf("%w: WithBudgetCapacity(%v): must be >= 1 (a retry costs one token)", ErrInvalidConfig, tokens)
+		}
+		c.capacity = tokens
+		return nil
 	}
-	b := &RetryBudget{capacity: cfg.Capacity, refund: cfg.SuccessRefund, perSecond: cfg.MinPerSecond}
-	if b.capacity == 0 {
-		b.capacity = DefaultBudgetCapacity
+}
+
+// WithSuccessRefund sets the tokens each success refunds. Default: 0.2. 0 is
+// allowed (successes refund nothing). Must be in [0, 1e12].
+func WithSuccessRefund(tokens float64) BudgetOption {
+	return func(c *budgetConfig) error {
+		if err := budgetValue("WithSuccessRefund", tokens); err != nil {
+			return err
+		}
+		c.refund = tokens
+		return nil
 	}
-	if b.refund == 0 {
-		b.refund = DefaultBudgetRefund
+}
+
+// WithBudgetRefill sets the tokens that trickle in per second regardless of
+// outcomes, so that retries never stop for good. Default: 1. 0 is allowed
+// (only successes refill). Must be in [0, 1e12].
+func WithBudgetRefill(perSecond float64) BudgetOption {
+	return func(c *budgetConfig) error {
+		if err := budgetValue("WithBudgetRefill", perSecond); err != nil {
+			return err
+		}
+		c.perSecond = perSecond
+		return nil
 	}
-	if b.perSecond == 0 {
-		b.perSecond = DefaultBudgetPerSecond
+}
+
+// NewRetryBudget returns a full RetryBudget. An invalid option is an error
+// wrapping ErrInvalidConfig that names it.
+func NewRetryBudget(opts ...BudgetOption) (*RetryBudget, error) {
+	cfg := budgetConfig{capacity: 100, refund: 0.2, perSecond: 1}
+	if err := apply(&cfg, opts); err != nil {
+		return nil, err
 	}
+	b := &RetryBudget{capacity: cfg.capacity, refund: cfg.refund, perSecond: cfg.perSecond}
 	b.tokens, b.last = b.capacity, time.Now()
 	return b, nil
 }
 
-// refill adds the trickle since the last call. b.mu must be held.
 func (b *RetryBudget) refill() {
 	now := time.Now()
 	b.tokens = min(b.capacity, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
 	b.last = now
 }
 
-// Withdraw takes one token for a retry and reports whether there was one.
-func (b *RetryBudget) Withdraw() bool {
+// withdraw takes one token for a retry and reports whether there was one.
+func (b *RetryBudget) withdraw() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refill()
@@ -81,8 +105,8 @@ func (b *RetryBudget) Withdraw() bool {
 	return true
 }
 
-// Deposit adds n tokens, up to the capacity.
-func (b *RetryBudget) Deposit(n float64) {
+// deposit adds n tokens, up to the capacity.
+func (b *RetryBudget) deposit(n float64) {
 	b.mu.Lock()
 	b.refill()
 	b.tokens = min(b.capacity, b.tokens+n)
@@ -99,7 +123,7 @@ func (b *RetryBudget) Tokens() float64 {
 
 // Before implements Guard: first attempts are free, retries cost a token.
 func (b *RetryBudget) Before(_ context.Context, attempt uint32) error {
-	if attempt > 1 && !b.Withdraw() {
+	if attempt > 1 && !b.withdraw() {
 		return ErrBudgetExhausted
 	}
 	return nil
@@ -109,8 +133,8 @@ func (b *RetryBudget) Before(_ context.Context, attempt uint32) error {
 func (b *RetryBudget) After(attempt uint32, err error) {
 	switch {
 	case err == nil:
-		b.Deposit(b.refund)
+		b.deposit(b.refund)
 	case attempt > 1 && noVerdict(err):
-		b.Deposit(1)
+		b.deposit(1)
 	}
 }

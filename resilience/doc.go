@@ -12,7 +12,16 @@
 //     no update is lost, bounded by an idle TTL and a tracker cap.
 //   - Retry and RetryTracked: context-aware retry loops; Permanent, RetryAfter,
 //     ErrExhausted.
+//   - Guards, run around every attempt of a retry loop (WithGuards): a shared
+//     RetryBudget, a per-peer PeerRateLimiter and CircuitBreaker (each a bounded
+//     per-peer store), a PriorityGate; and AdaptiveBackoff (WithAdaptive).
 //   - MetricsTracer: optional Prometheus metrics (NewMetricsTracer).
+//
+// Every constructor takes functional options (NewConnectionManager's
+// ManagerOption, NewRetryBudget's BudgetOption, ...) that validate their value:
+// a bad one makes the constructor, or Retry, fail with an error wrapping
+// ErrInvalidConfig that names the option. Zero is a value, not "the default":
+// each option's doc says its default.
 //
 // Delays of the profiles (un-jittered base; retry n waits base(n) after attempt n fails):
 //

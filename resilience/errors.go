@@ -32,8 +32,7 @@ func Permanent(err error) error {
 	return &permanentError{err: err}
 }
 
-// permanentSentinel is ErrPermanent's type, so that IsPermanent tells it by a
-// type check instead of an interface comparison.
+// permanentSentinel is ErrPermanent's type.
 type permanentSentinel struct{}
 
 func (permanentSentinel) Error() string { return "resilience: permanent error" }
@@ -45,33 +44,8 @@ func (e *permanentError) Unwrap() error        { return e.err }
 func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with Permanent
-// (or has an Is method that matches ErrPermanent). It is errors.Is(err,
-// ErrPermanent) without reflection, as it runs on every recorded failure.
-func IsPermanent(err error) bool {
-	for err != nil {
-		if _, ok := err.(*permanentError); ok {
-			return true
-		}
-		if x, ok := err.(interface{ Is(error) bool }); ok && x.Is(ErrPermanent) {
-			return true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if IsPermanent(e) {
-					return true
-				}
-			}
-			return false
-		default:
-			_, ok := err.(permanentSentinel)
-			return ok
-		}
-	}
-	return false
-}
+// (or has an Is method that matches ErrPermanent): errors.Is(err, ErrPermanent).
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 
 // RetryAfter tells Retry to wait d before the next attempt instead of the computed
 // backoff (a server's Retry-After, libp2p's dial-backoff window). The attempt still

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // A Guard takes part in every attempt of a retry loop. Circuit breakers, retry
@@ -25,9 +26,18 @@ type Guard interface {
 }
 
 // WithGuards adds guards to a Retry or RetryTracked call. Their Before methods run
-// in the order given, their After methods in reverse order.
+// in the order given, their After methods in reverse order. A nil guard is an
+// error naming its position.
 func WithGuards(guards ...Guard) RetryOption {
-	return func(s *retrySettings) { s.guards = append(s.guards, guards...) }
+	return func(s *retrySettings) error {
+		for i, g := range guards {
+			if g == nil {
+				return fmt.Errorf("%w: WithGuards: guards[%d] is nil", ErrInvalidConfig, i)
+			}
+		}
+		s.guards = append(s.guards, guards...)
+		return nil
+	}
 }
 
 // before runs every guard's Before; if one fails, those already passed get After

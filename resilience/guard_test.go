@@ -16,66 +16,97 @@ import (
 func TestCircuitBreaker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var changes []string
-		b, err := resilience.NewCircuitBreaker(resilience.BreakerConfig{
-			FailureThreshold: 3, OpenTimeout: 10 * time.Second,
-			OnStateChange: func(from, to resilience.BreakerState) { changes = append(changes, from.String()+"→"+to.String()) },
-		})
+		b, err := resilience.NewCircuitBreaker(resilience.WithFailureThreshold(3), resilience.WithOpenTimeout(10*time.Second),
+			resilience.WithOnStateChange(func(id string, from, to resilience.BreakerState) {
+				changes = append(changes, id+":"+from.String()+"→"+to.String())
+			}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			if err := b.Allow(); err != nil {
+			if err := b.Allow("a"); err != nil {
 				t.Fatalf("closed breaker refused attempt %d: %v", i, err)
 			}
-			b.Record(errTest)
+			b.Record("a", errTest)
 		}
-		if b.State() != resilience.BreakerOpen {
-			t.Fatalf("state %v after 3 failures, want open", b.State())
+		if b.State("a") != resilience.BreakerOpen {
+			t.Fatalf("state %v after 3 failures, want open", b.State("a"))
 		}
-		if err := b.Allow(); !errors.Is(err, resilience.ErrCircuitOpen) {
+		if err := b.Allow("a"); !errors.Is(err, resilience.ErrCircuitOpen) {
 			t.Fatalf("open breaker allowed: %v", err)
 		}
-		time.Sleep(10 * time.Second)
-		if b.State() != resilience.BreakerHalfOpen {
-			t.Fatalf("state %v after timeout, want half-open", b.State())
+		if err := b.Allow("b"); err != nil || b.State("b") != resilience.BreakerClosed {
+			t.Fatalf("another peer's breaker is not closed: %v, %v", err, b.State("b"))
 		}
-		if err := b.Allow(); err != nil {
+		time.Sleep(10 * time.Second)
+		if b.State("a") != resilience.BreakerHalfOpen {
+			t.Fatalf("state %v after timeout, want half-open", b.State("a"))
+		}
+		if err := b.Allow("a"); err != nil {
 			t.Fatalf("half-open refused the probe: %v", err)
 		}
-		if err := b.Allow(); !errors.Is(err, resilience.ErrCircuitOpen) {
+		if err := b.Allow("a"); !errors.Is(err, resilience.ErrCircuitOpen) {
 			t.Fatal("half-open allowed a second concurrent probe")
 		}
-		b.Record(errTest) // probe failed: open again
-		if err := b.Allow(); !errors.Is(err, resilience.ErrCircuitOpen) {
+		b.Record("a", errTest) // probe failed: open again
+		if err := b.Allow("a"); !errors.Is(err, resilience.ErrCircuitOpen) {
 			t.Fatal("failed probe did not reopen")
 		}
 		time.Sleep(10 * time.Second)
-		if err := b.Allow(); err != nil {
+		if err := b.Allow("a"); err != nil {
 			t.Fatal(err)
 		}
-		b.Record(context.Canceled) // no verdict: the probe slot is freed, still half-open
-		if err := b.Allow(); err != nil {
+		b.Record("a", context.Canceled) // no verdict: the probe slot is freed, still half-open
+		if err := b.Allow("a"); err != nil {
 			t.Fatalf("canceled probe kept the slot: %v", err)
 		}
-		b.Record(nil)
-		if b.State() != resilience.BreakerClosed {
-			t.Fatalf("state %v after successful probe", b.State())
+		b.Record("a", nil)
+		if b.State("a") != resilience.BreakerClosed {
+			t.Fatalf("state %v after successful probe", b.State("a"))
 		}
-		want := "[closed→open open→half-open half-open→open open→half-open half-open→closed]"
+		want := "[a:closed→open a:open→half-open a:half-open→open a:open→half-open a:half-open→closed]"
 		if got := fmt.Sprint(changes); got != want {
 			t.Fatalf("changes %s, want %s", got, want)
 		}
 	})
-	if _, err := resilience.NewCircuitBreaker(resilience.BreakerConfig{OpenTimeout: -1}); !errors.Is(err, resilience.ErrInvalidConfig) {
-		t.Fatalf("negative timeout accepted: %v", err)
+	for _, o := range []resilience.BreakerOption{resilience.WithOpenTimeout(-1), resilience.WithFailureThreshold(0),
+		resilience.WithMaxBreakerPeers(0), resilience.WithOnStateChange(nil), nil} {
+		if _, err := resilience.NewCircuitBreaker(o); !errors.Is(err, resilience.ErrInvalidConfig) {
+			t.Errorf("bad option accepted: %v", err)
+		}
+	}
+}
+
+// TestCircuitBreakerStoreIsBounded: breakers of many peers stay within
+// WithMaxBreakerPeers; an open breaker survives a flood of new peers while
+// closed ones can be forgotten.
+func TestCircuitBreakerStoreIsBounded(t *testing.T) {
+	b, err := resilience.NewCircuitBreaker(resilience.WithFailureThreshold(1), resilience.WithOpenTimeout(time.Hour),
+		resilience.WithMaxBreakerPeers(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Record("down", errTest)
+	for i := range 1000 {
+		id := fmt.Sprint("peer-", i)
+		if err := b.Allow(id); err != nil {
+			t.Fatal(err)
+		}
+		b.Record(id, nil)
+	}
+	if n := b.Len(); n > 10 {
+		t.Fatalf("%d breakers kept, cap 10", n)
+	}
+	if b.State("down") != resilience.BreakerOpen {
+		t.Fatal("the open breaker was forgotten while closed ones could go")
 	}
 }
 
 func TestRetryStopsAtOpenBreaker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, _ := resilience.NewCircuitBreaker(resilience.BreakerConfig{FailureThreshold: 2, OpenTimeout: time.Hour})
+		b, _ := resilience.NewCircuitBreaker(resilience.WithFailureThreshold(2), resilience.WithOpenTimeout(time.Hour))
 		var calls atomic.Int32
-		_, err := resilience.Retry(t.Context(), fastConfig(10), failing(100, errTest, &calls), resilience.WithGuards(b))
+		_, err := resilience.Retry(t.Context(), fastConfig(10), failing(100, errTest, &calls), resilience.WithGuards(b.Guard("p")))
 		if !errors.Is(err, resilience.ErrCircuitOpen) || !errors.Is(err, errTest) {
 			t.Fatalf("err %v, want circuit open joined with the last error", err)
 		}
@@ -87,7 +118,7 @@ func TestRetryStopsAtOpenBreaker(t *testing.T) {
 
 func TestRetryBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		budget, err := resilience.NewRetryBudget(resilience.BudgetConfig{Capacity: 5, SuccessRefund: 0.5, MinPerSecond: 0.1})
+		budget, err := resilience.NewRetryBudget(resilience.WithBudgetCapacity(5), resilience.WithSuccessRefund(0.5), resilience.WithBudgetRefill(0.1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +142,6 @@ func TestRetryBudget(t *testing.T) {
 			t.Fatalf("only %d loops stopped by the budget", exhausted.Load())
 		}
 		// Successes refund; time trickles.
-		budget.Deposit(0) // refill point
 		before := budget.Tokens()
 		resilience.Retry(t.Context(), fastConfig(1), func(context.Context) (int, error) { return 1, nil }, resilience.WithGuards(budget))
 		if got := budget.Tokens(); got < before+0.5-1e-9 {
@@ -122,10 +152,23 @@ func TestRetryBudget(t *testing.T) {
 			t.Fatalf("trickle: %v tokens, want >= %v", got, before+1.5)
 		}
 	})
-	for _, cfg := range []resilience.BudgetConfig{{Capacity: -1}, {SuccessRefund: -0.1}, {MinPerSecond: 1e300}} {
-		if _, err := resilience.NewRetryBudget(cfg); !errors.Is(err, resilience.ErrInvalidConfig) {
-			t.Errorf("%+v accepted: %v", cfg, err)
+	for _, o := range []resilience.BudgetOption{resilience.WithBudgetCapacity(-1), resilience.WithBudgetCapacity(0.5),
+		resilience.WithSuccessRefund(-0.1), resilience.WithBudgetRefill(1e300), nil} {
+		if _, err := resilience.NewRetryBudget(o); !errors.Is(err, resilience.ErrInvalidConfig) {
+			t.Errorf("bad option accepted: %v", err)
 		}
+	}
+	// Zero is a value, not "the default": no refund, no refill.
+	b, err := resilience.NewRetryBudget(resilience.WithBudgetCapacity(1), resilience.WithSuccessRefund(0), resilience.WithBudgetRefill(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Before(context.Background(), 2); err != nil { // a retry takes the one token
+		t.Fatal(err)
+	}
+	b.After(2, nil)
+	if got := b.Tokens(); got != 0 {
+		t.Errorf("%v tokens after a success with WithSuccessRefund(0) and WithBudgetRefill(0), want 0", got)
 	}
 }
 
@@ -133,28 +176,29 @@ func TestRetryBudget(t *testing.T) {
 // that no attempt was made: a half-open breaker's probe slot is freed.
 func TestGuardRefusalIsNotAnAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, _ := resilience.NewCircuitBreaker(resilience.BreakerConfig{FailureThreshold: 1, OpenTimeout: time.Second})
-		b.Allow()
-		b.Record(errTest)
+		b, _ := resilience.NewCircuitBreaker(resilience.WithFailureThreshold(1), resilience.WithOpenTimeout(time.Second))
+		b.Allow("p")
+		b.Record("p", errTest)
 		time.Sleep(time.Second) // half-open
-		budget, _ := resilience.NewRetryBudget(resilience.BudgetConfig{Capacity: 1, MinPerSecond: 1e-9})
-		budget.Withdraw() // empty
+		budget, _ := resilience.NewRetryBudget(resilience.WithBudgetCapacity(1), resilience.WithBudgetRefill(1e-9))
+		_ = budget.Before(t.Context(), 2) // a retry's token: empty now
 		var calls atomic.Int32
 		// attempt 1 is free with the budget; make it fail so that attempt 2 needs a token.
-		_, err := resilience.Retry(t.Context(), fastConfig(5), failing(100, errTest, &calls), resilience.WithGuards(budget, b))
+		_, err := resilience.Retry(t.Context(), fastConfig(5), failing(100, errTest, &calls), resilience.WithGuards(budget, b.Guard("p")))
 		if !errors.Is(err, resilience.ErrBudgetExhausted) {
 			t.Fatalf("err %v", err)
 		}
 		// The probe that ran (attempt 1) reopened the breaker; nothing leaked a slot.
-		if calls.Load() != 1 || b.State() != resilience.BreakerOpen {
-			t.Fatalf("calls %d, breaker %v", calls.Load(), b.State())
+		if calls.Load() != 1 || b.State("p") != resilience.BreakerOpen {
+			t.Fatalf("calls %d, breaker %v", calls.Load(), b.State("p"))
 		}
 	})
 }
 
 func TestAdaptiveBackoffStretchesAndWakes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, err := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{Window: 10, Threshold: 0.9, Stretch: 4, WakeSpread: 100 * time.Millisecond})
+		a, err := resilience.NewAdaptiveBackoff(resilience.WithAdaptiveWindow(10), resilience.WithAdaptiveThreshold(0.9),
+			resilience.WithAdaptiveStretch(4), resilience.WithWakeSpread(100*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,8 +209,8 @@ func TestAdaptiveBackoffStretchesAndWakes(t *testing.T) {
 			t.Fatal("down before the window is full")
 		}
 		a.Record(false)
-		if !a.Down() || a.Stretch(time.Second) != 4*time.Second {
-			t.Fatalf("down=%v stretch=%v", a.Down(), a.Stretch(time.Second))
+		if !a.Down() {
+			t.Fatal("not down after a whole window of failures")
 		}
 		// A retry waiting out a long (stretched) delay is woken by a success elsewhere.
 		cfg := fastConfig(3)
@@ -185,13 +229,14 @@ func TestAdaptiveBackoffStretchesAndWakes(t *testing.T) {
 		if elapsed < time.Minute || elapsed > time.Minute+100*time.Millisecond {
 			t.Fatalf("retry finished after %v, want within the 100ms spread after the 1m recovery", elapsed)
 		}
-		if a.Down() || a.Stretch(time.Second) != time.Second {
+		if a.Down() {
 			t.Fatal("still down after a success")
 		}
 	})
-	for _, cfg := range []resilience.AdaptiveConfig{{Window: -1}, {Threshold: 2}, {Stretch: 0.5}, {WakeSpread: -1}} {
-		if _, err := resilience.NewAdaptiveBackoff(cfg); !errors.Is(err, resilience.ErrInvalidConfig) {
-			t.Errorf("%+v accepted: %v", cfg, err)
+	for _, o := range []resilience.AdaptiveOption{resilience.WithAdaptiveWindow(-1), resilience.WithAdaptiveThreshold(2),
+		resilience.WithAdaptiveThreshold(0), resilience.WithAdaptiveStretch(0.5), resilience.WithWakeSpread(-1), nil} {
+		if _, err := resilience.NewAdaptiveBackoff(o); !errors.Is(err, resilience.ErrInvalidConfig) {
+			t.Errorf("bad option accepted: %v", err)
 		}
 	}
 }
@@ -248,7 +293,7 @@ func TestPriorityGateOrder(t *testing.T) {
 
 func TestPeerRateLimiter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l, err := resilience.NewPeerRateLimiter(1, 2, 3)
+		l, err := resilience.NewPeerRateLimiter(resilience.WithPeerRate(1, 2), resilience.WithMaxRateLimitedPeers(3))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,8 +322,11 @@ func TestPeerRateLimiter(t *testing.T) {
 			t.Fatalf("Wait on canceled ctx: %v", err)
 		}
 	})
-	if _, err := resilience.NewPeerRateLimiter(0, 1, 0); !errors.Is(err, resilience.ErrInvalidConfig) {
-		t.Fatal("zero rate accepted")
+	for _, o := range []resilience.RateLimitOption{resilience.WithPeerRate(0, 1), resilience.WithPeerRate(1, 0),
+		resilience.WithMaxRateLimitedPeers(0), nil} {
+		if _, err := resilience.NewPeerRateLimiter(o); !errors.Is(err, resilience.ErrInvalidConfig) {
+			t.Errorf("bad option accepted: %v", err)
+		}
 	}
 }
 
@@ -286,7 +334,7 @@ func TestPeerRateLimiter(t *testing.T) {
 // peers' retries over and over (each Retry accepts one wake-up).
 func TestAdaptiveLivePeerDoesNotDefeatBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, _ := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{})
+		a, _ := resilience.NewAdaptiveBackoff()
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 		defer cancel()
 		cfg := resilience.RetryConfig{MaxAttempts: 0, InitialDelay: time.Hour, MaxDelay: time.Hour, BackoffMultiplier: 2}

@@ -277,14 +277,6 @@ func (m *ConnectionManager) GetOrCreateWithConfig(id string, cfg RetryConfig) (C
 	return t, nil
 }
 
-// SetConfig sets the RetryConfig of id's tracker, creating it if needed.
-func (m *ConnectionManager) SetConfig(id string, cfg RetryConfig) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	m.apply(id, &cfg, func(t *ConnectionTracker, _ *shard) { t.Config = cfg })
-	return nil
-}
 
 // Get returns a copy of id's tracker, if there is one.
 func (m *ConnectionManager) Get(id string) (ConnectionTracker, bool) {
@@ -347,22 +339,8 @@ func (m *ConnectionManager) RecordFailure(id string, err error) (delay time.Dura
 	return delay, retry
 }
 
-// RecordDisconnect marks a clean disconnect of id: Connected becomes Idle. It does
-// not create a tracker.
-func (m *ConnectionManager) RecordDisconnect(id string) {
-	m.apply(id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordDisconnect() })
-}
 
-// RecordCanceled records that id's caller gave up; see
-// ConnectionTracker.RecordCanceled. It does not create a tracker.
-func (m *ConnectionManager) RecordCanceled(id string) {
-	m.apply(id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordCanceled() })
-}
 
-// Reset returns id's tracker to Idle with its counters cleared, if there is one.
-func (m *ConnectionManager) Reset(id string) {
-	m.apply(id, nil, func(t *ConnectionTracker, _ *shard) { t.Reset() })
-}
 
 // Remove deletes id's tracker.
 func (m *ConnectionManager) Remove(id string) {
@@ -385,7 +363,9 @@ type managedTracker struct {
 
 func (h managedTracker) RecordAttempt()  { h.m.RecordAttempt(h.id) }
 func (h managedTracker) RecordSuccess()  { h.m.RecordSuccess(h.id) }
-func (h managedTracker) RecordCanceled() { h.m.RecordCanceled(h.id) }
+func (h managedTracker) RecordCanceled() {
+	h.m.apply(h.id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordCanceled() })
+}
 func (h managedTracker) RecordStopped() {
 	h.m.apply(h.id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordStopped() })
 }

@@ -49,18 +49,17 @@ func TestManagerGetOrCreate(t *testing.T) {
 	if tr, _ := m.GetOrCreateWithConfig("b", resilience.ForWebRTC()); tr.Config != resilience.ForDHTBootstrap() {
 		t.Fatalf("existing tracker's config replaced: %+v", tr.Config)
 	}
-	if err := m.SetConfig("b", resilience.ForWebRTC()); err != nil {
-		t.Fatal(err)
-	}
+	// Modify changes it in place.
+	m.Modify("b", func(tr *resilience.ConnectionTracker) { tr.Config = resilience.ForWebRTC() })
 	if tr, _ := m.Get("b"); tr.Config != resilience.ForWebRTC() {
-		t.Fatalf("SetConfig ignored: %+v", tr.Config)
+		t.Fatalf("config set by Modify ignored: %+v", tr.Config)
 	}
 	bad := resilience.ForWebRTC()
 	bad.JitterFactor = 3
 	if _, err := m.GetOrCreateWithConfig("c", bad); !errors.Is(err, resilience.ErrInvalidConfig) {
 		t.Fatalf("invalid config accepted: %v", err)
 	}
-	if err := m.SetConfig("b", bad); !errors.Is(err, resilience.ErrInvalidConfig) {
+	if _, err := m.GetOrCreateWithConfig("b", bad); !errors.Is(err, resilience.ErrInvalidConfig) {
 		t.Fatalf("invalid config accepted: %v", err)
 	}
 	if _, ok := m.Get("c"); ok {
@@ -155,7 +154,7 @@ func TestManagerSuccessCountedOncePerConnection(t *testing.T) {
 	if st := m.Stats(); st.TotalSuccesses != 1 {
 		t.Fatalf("one connection counted %d times", st.TotalSuccesses)
 	}
-	m.RecordDisconnect("p")
+	m.ModifyExisting("p", (*resilience.ConnectionTracker).RecordDisconnect)
 	m.RecordSuccess("p")
 	if st := m.Stats(); st.TotalSuccesses != 2 {
 		t.Fatalf("reconnection: %d successes, want 2", st.TotalSuccesses)
@@ -181,12 +180,12 @@ func TestManagerRecordFailureReportsNextDelay(t *testing.T) {
 	if _, retry := m.RecordFailure("p", errTest); retry {
 		t.Fatal("retry allowed after MaxAttempts")
 	}
-	m.Reset("p")
+	m.ModifyExisting("p", (*resilience.ConnectionTracker).Reset)
 	if tr, _ := m.Get("p"); tr.State != resilience.Idle || tr.AttemptCount != 0 {
 		t.Fatalf("after Reset: %+v", tr)
 	}
-	m.RecordDisconnect("nobody")
-	m.Reset("nobody")
+	m.ModifyExisting("nobody", (*resilience.ConnectionTracker).RecordDisconnect)
+	m.ModifyExisting("nobody", (*resilience.ConnectionTracker).Reset)
 	if _, ok := m.Get("nobody"); ok {
 		t.Fatal("RecordDisconnect/Reset created a tracker")
 	}
@@ -265,7 +264,7 @@ func TestManagerIdleTTL(t *testing.T) {
 	if st := m.Stats(); st.TotalConnections != 1 || st.Connected != 1 || m.Len() != 1 {
 		t.Fatalf("after sweep: %+v len %d", st, m.Len())
 	}
-	m.RecordDisconnect("connected") // now idle: expires a TTL later
+	m.ModifyExisting("connected", (*resilience.ConnectionTracker).RecordDisconnect) // now idle: expires a TTL later
 	clock.Advance(time.Minute)
 	if len(m.All()) != 0 {
 		t.Fatal("disconnected tracker did not expire")

@@ -76,11 +76,18 @@ type metricsTracer struct {
 type metricsConfig struct{ reg prometheus.Registerer }
 
 // MetricsOption configures NewMetricsTracer.
-type MetricsOption func(*metricsConfig)
+type MetricsOption func(*metricsConfig) error
 
-// WithRegisterer registers the metrics with reg. Default: prometheus.DefaultRegisterer.
+// WithRegisterer registers the metrics with reg. Default:
+// prometheus.DefaultRegisterer. reg must not be nil.
 func WithRegisterer(reg prometheus.Registerer) MetricsOption {
-	return func(c *metricsConfig) { c.reg = reg }
+	return func(c *metricsConfig) error {
+		if reg == nil {
+			return fmt.Errorf("%w: WithRegisterer(nil)", ErrInvalidConfig)
+		}
+		c.reg = reg
+		return nil
+	}
 }
 
 // NewMetricsTracer returns a MetricsTracer exporting Prometheus metrics:
@@ -96,11 +103,8 @@ func WithRegisterer(reg prometheus.Registerer) MetricsOption {
 // managers in one process share the metrics.
 func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.reg == nil {
-		return nil, fmt.Errorf("%w: NewMetricsTracer: WithRegisterer(nil)", ErrInvalidConfig)
+	if err := apply(&cfg, opts); err != nil {
+		return nil, err
 	}
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "libp2p", Subsystem: "resilience", Name: "attempts_total",

@@ -4,85 +4,79 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// DefaultMaxRateLimitedPeers bounds the peers a PeerRateLimiter remembers.
-const DefaultMaxRateLimitedPeers = 4096
-
-// PeerRateLimiter caps the rate of attempts per peer, so that no combination of
-// callers, reconnect loops and health probes overwhelms one peer. Each peer gets a
-// token bucket (golang.org/x/time/rate) of PerSecond tokens per second and Burst
-// capacity. Buckets that are full again are forgotten first when the limiter
-// holds more than its maximum, so memory stays bounded. It is safe for
-// concurrent use.
+// PeerRateLimiter limits the attempt rate per peer: each peer gets its own
+// token bucket (golang.org/x/time/rate) of WithPeerRate's perSecond tokens per
+// second and its burst. Memory is bounded (WithMaxRateLimitedPeers): peers
+// whose bucket is full are forgotten first, as a new bucket would be the same.
+// It is safe for concurrent use.
 type PeerRateLimiter struct {
 	limit rate.Limit
 	burst int
-	max   int
-
-	mu    sync.Mutex
-	peers map[string]*rate.Limiter
+	peers *peerStore[*rate.Limiter]
 }
 
-// NewPeerRateLimiter returns a limiter allowing perSecond attempts per second per
-// peer with bursts of burst; maxPeers bounds its memory (0 = DefaultMaxRateLimitedPeers).
-func NewPeerRateLimiter(perSecond float64, burst, maxPeers int) (*PeerRateLimiter, error) {
-	switch {
-	case !(perSecond > 0) || math.IsInf(perSecond, 0):
-		return nil, fmt.Errorf("%w: PeerRateLimiter perSecond = %v must be a positive finite number", ErrInvalidConfig, perSecond)
-	case burst < 1:
-		return nil, fmt.Errorf("%w: PeerRateLimiter burst = %d must be >= 1", ErrInvalidConfig, burst)
-	case maxPeers < 0:
-		return nil, fmt.Errorf("%w: PeerRateLimiter maxPeers = %d must not be negative", ErrInvalidConfig, maxPeers)
-	}
-	if maxPeers == 0 {
-		maxPeers = DefaultMaxRateLimitedPeers
-	}
-	return &PeerRateLimiter{limit: rate.Limit(perSecond), burst: burst, max: maxPeers, peers: make(map[string]*rate.Limiter)}, nil
+type rateLimitConfig struct {
+	perSecond float64
+	burst     int
+	maxPeers  int
 }
 
-func (l *PeerRateLimiter) limiter(id string) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim := l.peers[id]
-	if lim == nil {
-		if len(l.peers) >= l.max {
-			l.forgetFullLocked()
+// RateLimitOption configures NewPeerRateLimiter.
+type RateLimitOption func(*rateLimitConfig) error
+
+// WithPeerRate sets each peer's attempt rate: perSecond attempts per second,
+// bursts of burst. Default: 1 per second, bursts of 3. perSecond must be a
+// positive finite number, burst >= 1.
+func WithPeerRate(perSecond float64, burst int) RateLimitOption {
+	return func(c *rateLimitConfig) error {
+		switch {
+		case !(perSecond > 0) || math.IsInf(perSecond, 0):
+			return fmt.Errorf("%w: WithPeerRate(%v, %d): perSecond must be a positive finite number", ErrInvalidConfig, perSecond, burst)
+		case burst < 1:
+			return fmt.Errorf("%w: WithPeerRate(%v, %d): burst must be >= 1", ErrInvalidConfig, perSecond, burst)
 		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.peers[id] = lim
-	}
-	return lim
-}
-
-// forgetFullLocked drops the buckets that are full again, which are no different
-// from new ones; if that frees nothing, it drops arbitrary buckets (a flood of new
-// peer IDs, each allowed its burst) so the map never exceeds its bound.
-func (l *PeerRateLimiter) forgetFullLocked() {
-	now := time.Now()
-	for id, lim := range l.peers {
-		if lim.TokensAt(now) >= float64(l.burst) {
-			delete(l.peers, id)
-		}
-	}
-	for id := range l.peers {
-		if len(l.peers) < l.max {
-			break
-		}
-		delete(l.peers, id)
+		c.perSecond, c.burst = perSecond, burst
+		return nil
 	}
 }
 
-// Allow reports whether an attempt to id may start now, taking a token if so.
-func (l *PeerRateLimiter) Allow(id string) bool { return l.limiter(id).Allow() }
+// WithMaxRateLimitedPeers bounds how many peers' buckets are kept. Default:
+// 4096. Must be >= 1.
+func WithMaxRateLimitedPeers(n int) RateLimitOption {
+	return func(c *rateLimitConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxRateLimitedPeers(%d): must be >= 1", ErrInvalidConfig, n)
+		}
+		c.maxPeers = n
+		return nil
+	}
+}
 
-// Wait blocks until an attempt to id may start or ctx ends.
+// NewPeerRateLimiter returns a PeerRateLimiter. An invalid option is an error
+// wrapping ErrInvalidConfig that names it.
+func NewPeerRateLimiter(opts ...RateLimitOption) (*PeerRateLimiter, error) {
+	cfg := rateLimitConfig{perSecond: 1, burst: 3, maxPeers: 4096}
+	if err := apply(&cfg, opts); err != nil {
+		return nil, err
+	}
+	l := &PeerRateLimiter{limit: rate.Limit(cfg.perSecond), burst: cfg.burst}
+	l.peers = newPeerStore(cfg.maxPeers,
+		func() *rate.Limiter { return rate.NewLimiter(l.limit, l.burst) },
+		func(lim *rate.Limiter) bool { return lim.TokensAt(time.Now()) >= float64(l.burst) })
+	return l, nil
+}
+
+// Allow takes a token for id if one is available now and reports whether it did.
+func (l *PeerRateLimiter) Allow(id string) bool { return l.peers.get(id).Allow() }
+
+// Wait blocks until id may make an attempt, or ctx ends (returning its cause).
 func (l *PeerRateLimiter) Wait(ctx context.Context, id string) error {
-	if err := l.limiter(id).Wait(ctx); err != nil {
+	if err := l.peers.get(id).Wait(ctx); err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -91,14 +85,10 @@ func (l *PeerRateLimiter) Wait(ctx context.Context, id string) error {
 	return nil
 }
 
-// Len returns the number of peers with a bucket.
-func (l *PeerRateLimiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.peers)
-}
+// Len returns the number of peers whose bucket is kept.
+func (l *PeerRateLimiter) Len() int { return l.peers.len() }
 
-// Guard returns a Guard that waits for id's rate limit before each attempt.
+// Guard returns a Guard that waits for id's token before each attempt.
 func (l *PeerRateLimiter) Guard(id string) Guard { return rateGuard{l, id} }
 
 type rateGuard struct {
@@ -108,3 +98,16 @@ type rateGuard struct {
 
 func (g rateGuard) Before(ctx context.Context, _ uint32) error { return g.l.Wait(ctx, g.id) }
 func (g rateGuard) After(uint32, error)                        {}
+
+// apply runs opts on cfg, in order; a nil option is an error naming its index.
+func apply[C any, O ~func(*C) error](cfg *C, opts []O) error {
+	for i, o := range opts {
+		if o == nil {
+			return fmt.Errorf("%w: option %d is nil", ErrInvalidConfig, i)
+		}
+		if err := o(cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -3,11 +3,13 @@ package resilience
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
-// RetryOption adjusts one Retry or RetryTracked call.
-type RetryOption func(*retrySettings)
+// RetryOption adjusts one Retry or RetryTracked call. An invalid option makes
+// the call fail at once with an error wrapping ErrInvalidConfig that names it.
+type RetryOption func(*retrySettings) error
 
 type retrySettings struct {
 	onRetry  func(attempt uint32, err error, delay time.Duration)
@@ -21,36 +23,45 @@ type retrySettings struct {
 // is closed): the next attempt then starts at once. A value sent while an
 // attempt is running is seen at the next wait. A nil channel never wakes.
 func WakeOn(wake <-chan struct{}) RetryOption {
-	return func(s *retrySettings) { s.wake = wake }
+	return func(s *retrySettings) error {
+		s.wake = wake
+		return nil
+	}
 }
 
 // OnRetry calls fn after each failed attempt that will be retried, with the
 // attempt number (1 = the first attempt), its error and the delay before the next
 // attempt. fn runs on the retrying goroutine; keep it short.
+// fn must not be nil.
 func OnRetry(fn func(attempt uint32, err error, delay time.Duration)) RetryOption {
-	return func(s *retrySettings) { s.onRetry = fn }
+	return func(s *retrySettings) error {
+		if fn == nil {
+			return fmt.Errorf("%w: OnRetry(nil)", ErrInvalidConfig)
+		}
+		s.onRetry = fn
+		return nil
+	}
 }
 
 // WithRetryMetrics reports attempts and retries to t. Default: nil (off).
 func WithRetryMetrics(t MetricsTracer) RetryOption {
-	return func(s *retrySettings) { s.tracer = t }
+	return func(s *retrySettings) error {
+		s.tracer = t
+		return nil
+	}
 }
 
 // WithAdaptive lets a shared AdaptiveBackoff stretch the delays while the network
 // is failing as a whole and cut a wait short when it recovers. It also records
-// every attempt's outcome in a.
+// every attempt's outcome in a. a must not be nil.
 func WithAdaptive(a *AdaptiveBackoff) RetryOption {
-	return func(s *retrySettings) { s.adaptive = a }
-}
-
-func applyRetryOptions(opts []RetryOption) retrySettings {
-	var s retrySettings
-	for _, o := range opts {
-		if o != nil {
-			o(&s)
+	return func(s *retrySettings) error {
+		if a == nil {
+			return fmt.Errorf("%w: WithAdaptive(nil)", ErrInvalidConfig)
 		}
+		s.adaptive = a
+		return nil
 	}
-	return s
 }
 
 // Retry calls op until it succeeds, following cfg (the seed's with_retry):
@@ -107,10 +118,12 @@ func (b *backoffState) RecordFailureDelay(err error) (time.Duration, bool) {
 // recorded as failures of the connection: the caller gave up, the peer did not fail.
 func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context) (T, error), opts ...RetryOption) (T, error) {
 	var s retrySettings
-	if len(opts) > 0 {
-		s = applyRetryOptions(opts)
-	}
 	var zero T
+	if len(opts) > 0 {
+		if err := apply(&s, opts); err != nil {
+			return zero, err
+		}
+	}
 	if ctx.Err() != nil {
 		return zero, context.Cause(ctx)
 	}
@@ -164,9 +177,9 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		if s.adaptive != nil {
 			// Stretched, but never past the cap the user configured (a
 			// jittered delay already above it is kept as it is).
-			delay = min(s.adaptive.Stretch(delay), max(delay, t.MaxDelay()))
+			delay = min(s.adaptive.stretch(delay), max(delay, t.MaxDelay()))
 			if !woke {
-				woken = s.adaptive.Recovered()
+				woken = s.adaptive.recovered()
 			}
 		}
 		if s.onRetry != nil {
@@ -187,7 +200,7 @@ func RetryTracked[T any](ctx context.Context, t Tracked, op func(context.Context
 		case <-woken:
 			// The network came back: retry soon, spread so waiters do not stampede.
 			woke = true
-			if err := Sleep(ctx, s.adaptive.WakeSpread(delay)); err != nil {
+			if err := Sleep(ctx, s.adaptive.wakeSpread(delay)); err != nil {
 				t.RecordStopped()
 				return zero, errors.Join(err, lastErr)
 			}

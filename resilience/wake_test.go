@@ -55,7 +55,8 @@ func TestStoppedLoopLeavesOthersAttemptAlone(t *testing.T) {
 // (on the old code bootstrap's 60 s cap became 180 s).
 func TestAdaptiveStretchStaysWithinMaxDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, err := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{Window: 2, Threshold: 1, Stretch: 3})
+		a, err := resilience.NewAdaptiveBackoff(resilience.WithAdaptiveWindow(2), resilience.WithAdaptiveThreshold(1),
+			resilience.WithAdaptiveStretch(3))
 		if err != nil {
 			t.Fatal(err)
 		}

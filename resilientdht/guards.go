@@ -20,15 +20,15 @@ type retryGuards struct {
 }
 
 func newRetryGuards() (*retryGuards, error) {
-	budget, err := resilience.NewRetryBudget(resilience.BudgetConfig{}) // 100 tokens, 0.2 per success, 1/s
+	budget, err := resilience.NewRetryBudget() // 100 tokens, 0.2 per success, 1/s
 	if err != nil {
 		return nil, fmt.Errorf("resilientdht: retry budget: %w", err)
 	}
-	limit, err := resilience.NewPeerRateLimiter(1, 3, 0) // 1 attempt/s per peer, bursts of 3
+	limit, err := resilience.NewPeerRateLimiter(resilience.WithPeerRate(1, 3)) // 1 attempt/s per peer, bursts of 3
 	if err != nil {
 		return nil, fmt.Errorf("resilientdht: per-peer rate limit: %w", err)
 	}
-	adaptive, err := resilience.NewAdaptiveBackoff(resilience.AdaptiveConfig{})
+	adaptive, err := resilience.NewAdaptiveBackoff()
 	if err != nil {
 		return nil, fmt.Errorf("resilientdht: adaptive backoff: %w", err)
 	}
