@@ -277,7 +277,6 @@ func (m *ConnectionManager) GetOrCreateWithConfig(id string, cfg RetryConfig) (C
 	return t, nil
 }
 
-
 // Get returns a copy of id's tracker, if there is one.
 func (m *ConnectionManager) Get(id string) (ConnectionTracker, bool) {
 	s := m.shardFor(id)
@@ -339,9 +338,6 @@ func (m *ConnectionManager) RecordFailure(id string, err error) (delay time.Dura
 	return delay, retry
 }
 
-
-
-
 // Remove deletes id's tracker.
 func (m *ConnectionManager) Remove(id string) {
 	s := m.shardFor(id)
@@ -361,8 +357,8 @@ type managedTracker struct {
 	id string
 }
 
-func (h managedTracker) RecordAttempt()  { h.m.RecordAttempt(h.id) }
-func (h managedTracker) RecordSuccess()  { h.m.RecordSuccess(h.id) }
+func (h managedTracker) RecordAttempt() { h.m.RecordAttempt(h.id) }
+func (h managedTracker) RecordSuccess() { h.m.RecordSuccess(h.id) }
 func (h managedTracker) RecordCanceled() {
 	h.m.apply(h.id, nil, func(t *ConnectionTracker, _ *shard) { t.RecordCanceled() })
 }
