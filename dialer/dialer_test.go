@@ -3,6 +3,7 @@ package dialer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -682,5 +683,44 @@ func TestWithRetryOptionsGuardsRounds(t *testing.T) {
 	// The next round is refused before any dial.
 	if err := h.Connect(ctxTimeout(t), node.AddrInfo()); !errors.Is(err, resilience.ErrCircuitOpen) || gater.Dials(node.ID()) != 2 {
 		t.Fatalf("second round: %v after %d dials", err, gater.Dials(node.ID()))
+	}
+}
+
+// TestWebRTCProfile: a peer whose only usable addresses are /webrtc-direct
+// gets the WebRTC profile (circuit addresses do not count); a peer with any
+// TCP or QUIC address, a bootstrap peer and a peer with a profile of its own
+// keep theirs.
+func TestWebRTCProfile(t *testing.T) {
+	webrtc := ma.StringCast("/ip4/127.0.0.1/udp/4001/webrtc-direct/certhash/uEiAkH5a4DPGKUuOBjYw0CgwjvcJCJMD2K_1C5rUZxh5_Bw")
+	tcpA := ma.StringCast("/ip4/127.0.0.1/tcp/4001")
+	circuit := ma.StringCast("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/p2p-circuit")
+	webrtcCfg := profile(2, 5*time.Millisecond, 10*time.Millisecond)
+	boot := randomID(t)
+	h, _ := newHost(t, dialer.WithWebRTCConfig(webrtcCfg), dialer.WithBootstrapPeers(boot))
+	def := resilience.ForDHTPeer()
+	for _, tc := range []struct {
+		name  string
+		id    peer.ID
+		addrs []ma.Multiaddr
+		want  resilience.RetryConfig
+	}{
+		{"webrtc-direct only", randomID(t), []ma.Multiaddr{webrtc}, webrtcCfg},
+		{"webrtc-direct and a circuit", randomID(t), []ma.Multiaddr{webrtc, circuit}, webrtcCfg},
+		{"webrtc-direct and tcp", randomID(t), []ma.Multiaddr{webrtc, tcpA}, def},
+		{"tcp only", randomID(t), []ma.Multiaddr{tcpA}, def},
+		{"circuit only", randomID(t), []ma.Multiaddr{circuit}, def},
+		{"no address", randomID(t), nil, def},
+		{"bootstrap peer", boot, []ma.Multiaddr{webrtc}, resilience.ForDHTBootstrap()},
+	} {
+		h.Peerstore().AddAddrs(tc.id, tc.addrs, time.Hour)
+		if got := h.Profile(tc.id); got != tc.want {
+			t.Errorf("%s: Profile = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	raw := newRawHost(t, &countingGater{})
+	defer raw.Close()
+	if _, err := dialer.Wrap(raw, dialer.WithWebRTCConfig(resilience.RetryConfig{BackoffMultiplier: 0.5})); err == nil ||
+		!strings.Contains(err.Error(), "WithWebRTCConfig") {
+		t.Errorf("a bad WebRTC profile: %v, want an error naming WithWebRTCConfig", err)
 	}
 }

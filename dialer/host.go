@@ -182,7 +182,9 @@ func (h *Host) AddBootstrapPeers(ids ...peer.ID) {
 
 // Profile returns the retry profile the next round for id will use: the one set
 // with SetProfile, else the bootstrap profile for bootstrap peers, else the
-// default profile.
+// WebRTC profile (WithWebRTCConfig) for a peer whose only usable known
+// addresses are /webrtc-direct (WebRTC runs its own ICE retries, so the Host
+// retries less), else the default profile.
 func (h *Host) Profile(id peer.ID) resilience.RetryConfig {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -196,7 +198,26 @@ func (h *Host) profileLocked(id peer.ID) resilience.RetryConfig {
 	if _, ok := h.bootstrap[id]; ok {
 		return h.cfg.bootstrapCfg
 	}
+	if onlyWebRTCDirect(h.inner.Peerstore().Addrs(id)) {
+		return h.cfg.webrtcCfg
+	}
 	return h.cfg.defaultCfg
+}
+
+// onlyWebRTCDirect reports whether every address a dial could use is
+// /webrtc-direct (circuit addresses do not count), and there is one.
+func onlyWebRTCDirect(addrs []ma.Multiaddr) bool {
+	webrtc := 0
+	for _, a := range addrs {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			continue
+		}
+		if _, err := a.ValueForProtocol(ma.P_WEBRTC_DIRECT); err != nil {
+			return false
+		}
+		webrtc++
+	}
+	return webrtc > 0
 }
 
 // Connect connects to pi, retrying with the peer's profile (see Profile):

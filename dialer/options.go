@@ -26,6 +26,7 @@ type config struct {
 	manager         *resilience.ConnectionManager
 	defaultCfg      resilience.RetryConfig
 	bootstrapCfg    resilience.RetryConfig
+	webrtcCfg       resilience.RetryConfig
 	bootstrapPeers  []peer.ID
 	tracer          MetricsTracer
 	retryTracer     resilience.MetricsTracer
@@ -41,6 +42,7 @@ func defaultConfig() config {
 	return config{
 		defaultCfg:      resilience.ForDHTPeer(),
 		bootstrapCfg:    resilience.ForDHTBootstrap(),
+		webrtcCfg:       resilience.ForWebRTC(),
 		maxDials:        DefaultMaxConcurrentDials,
 		ipDialRate:      DefaultIPDialRate,
 		ipDialBurst:     DefaultIPDialBurst,
@@ -95,6 +97,19 @@ func WithBootstrapConfig(cfg resilience.RetryConfig) Option {
 			return fmt.Errorf("dialer: WithBootstrapConfig: %w", err)
 		}
 		c.bootstrapCfg = cfg
+		return nil
+	}
+}
+
+// WithWebRTCConfig sets the profile of peers whose only usable addresses are
+// /webrtc-direct (see Host.Profile). Default: resilience.ForWebRTC() (3
+// attempts, 1 s initial delay, 15 s cap: WebRTC runs its own ICE retries).
+func WithWebRTCConfig(cfg resilience.RetryConfig) Option {
+	return func(c *config) error {
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("dialer: WithWebRTCConfig: %w", err)
+		}
+		c.webrtcCfg = cfg
 		return nil
 	}
 }

@@ -34,9 +34,9 @@
 // and stays unhealthy.
 //
 // WebRTC: a host with go-libp2p's WebRTC-direct transport (in libp2p's
-// defaults) can listen on /ip4/…/udp/PORT/webrtc-direct; Node.Connect gives
+// defaults) can listen on /ip4/…/udp/PORT/webrtc-direct; the dialer gives
 // a peer whose only usable addresses are /webrtc-direct the
-// resilience.ForWebRTC profile (ProfileFor).
+// resilience.ForWebRTC profile (dialer.WithWebRTCConfig).
 //
 // Logs go to the go-log subsystem "resilience/resilientdht".
 package resilientdht

@@ -286,25 +286,10 @@ func (n *Node) TableSizes() map[string]int {
 	return out
 }
 
-// Connect connects to pi through the dialer. A peer whose only usable
-// addresses are /webrtc-direct gets the resilience.ForWebRTC profile first
-// (see ProfileFor), unless it has a profile of its own.
+// Connect connects to pi through the dialer (its retry round; a peer whose
+// only usable addresses are /webrtc-direct gets the WebRTC profile there).
 func (n *Node) Connect(ctx context.Context, pi peer.AddrInfo) error {
-	if cfg, ok := ProfileFor(pi.Addrs); ok && !n.isBootstrapPeer(pi.ID) {
-		if err := n.host.SetProfile(pi.ID, cfg); err != nil {
-			return fmt.Errorf("resilientdht: Connect: %w", err)
-		}
-	}
 	return n.host.Connect(ctx, pi)
-}
-
-func (n *Node) isBootstrapPeer(id peer.ID) bool {
-	for _, pi := range n.boot.Peers() {
-		if pi.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // Close stops everything in reverse order of starting: the startup

@@ -362,31 +362,3 @@ func TestCloseIsIdempotentAndClosesAll(t *testing.T) {
 		t.Fatalf("no metrics registered (%d families, %v)", len(fams), err)
 	}
 }
-
-func TestProfileFor(t *testing.T) {
-	webrtc := ma.StringCast("/ip4/127.0.0.1/udp/4001/webrtc-direct/certhash/uEiAkH5a4DPGKUuOBjYw0CgwjvcJCJMD2K_1C5rUZxh5_Bw")
-	tcpA := ma.StringCast("/ip4/127.0.0.1/tcp/4001")
-	circuit := ma.StringCast("/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/p2p-circuit")
-	for _, tc := range []struct {
-		name  string
-		addrs []ma.Multiaddr
-		want  bool
-	}{
-		{"webrtc-direct only", []ma.Multiaddr{webrtc}, true},
-		{"webrtc-direct and a circuit", []ma.Multiaddr{webrtc, circuit}, true},
-		{"webrtc-direct and tcp", []ma.Multiaddr{webrtc, tcpA}, false},
-		{"tcp only", []ma.Multiaddr{tcpA}, false},
-		{"circuit only", []ma.Multiaddr{circuit}, false},
-		{"none", nil, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, ok := resilientdht.ProfileFor(tc.addrs)
-			if ok != tc.want {
-				t.Fatalf("ProfileFor = %v, want %v", ok, tc.want)
-			}
-			if ok && cfg != resilience.ForWebRTC() {
-				t.Fatalf("profile %+v, want ForWebRTC", cfg)
-			}
-		})
-	}
-}

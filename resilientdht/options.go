@@ -182,7 +182,7 @@ func WithBootstrapRetry(cfg resilience.RetryConfig) Option {
 // WithPeerRetry sets the retry profile of every other peer. Default:
 // resilience.ForDHTPeer() (3 attempts, 1 s initial delay, 30 s cap).
 // Peers whose only addresses are /webrtc-direct get resilience.ForWebRTC()
-// when dialled through Node.Connect (see ProfileFor).
+// instead (the dialer's WithWebRTCConfig).
 func WithPeerRetry(cfg resilience.RetryConfig) Option {
 	return func(c *config) error {
 		if err := cfg.Validate(); err != nil {
