@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -252,7 +253,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 			}
 		case err := <-refreshCh:
 			refreshCh = nil
-			logger.Debugw("routing table refresh ended", "op", op, "size", b.rt.RoutingTableSize(), "err", err)
+			logger.Debugw("routing table refresh ended", "op", op, "size", b.rt.RoutingTableSize(), "err", oneLine(err))
 		case <-ticker.C:
 		case <-ctxDone:
 			// Rounds end promptly now; collect them and stop waiting for
@@ -312,4 +313,13 @@ func (b *Bootstrapper) connectedTablePeers() int {
 		}
 	}
 	return n
+}
+
+// oneLine is err's text on one line (kad-dht joins the errors of a refresh
+// with newlines), or "" for nil.
+func oneLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
