@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,9 +58,13 @@ func nodes(t *testing.T, def int) int {
 // waitHealthy advances virtual time in steps of a second until every node of
 // set is healthy or timeout passes; it returns each node's time to its first
 // healthy check since t0 (sorted; never for nodes never healthy).
-func waitHealthy(set []*simnet.Node, t0 time.Time, timeout time.Duration) []time.Duration {
+func waitHealthy(t *testing.T, set []*simnet.Node, t0 time.Time, timeout time.Duration) []time.Duration {
+	t.Helper()
 	first := make(map[*simnet.Node]time.Duration, len(set))
-	for time.Since(t0) <= timeout {
+	for i := 0; time.Since(t0) <= timeout; i++ {
+		if i > 0 && i%30 == 0 {
+			t.Logf("virtual %v: %d of %d healthy at least once", time.Since(t0).Round(time.Second), len(first), len(set))
+		}
 		all := true
 		for _, nd := range set {
 			if nd.Healthy() {
@@ -120,7 +125,7 @@ func TestSmallNetworkBootstraps(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer net.Close()
-		d := waitHealthy(net.Nodes, time.Now(), 2*time.Minute)
+		d := waitHealthy(t, net.Nodes, time.Now(), 2*time.Minute)
 		if d[len(d)-1] == never {
 			t.Fatalf("not every node healthy within 2 minutes of virtual time: %v", d)
 		}
@@ -146,7 +151,7 @@ func TestBootstrapScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer net.Close()
-		d := waitHealthy(net.Nodes, t0, 10*time.Minute)
+		d := waitHealthy(t, net.Nodes, t0, 10*time.Minute)
 		var dials []int64
 		peak := 0
 		for _, nd := range net.Nodes {
@@ -161,6 +166,14 @@ func TestBootstrapScale(t *testing.T) {
 			sum += x
 		}
 		mem := (heapMiB() - before) / float64(n)
+		if p := os.Getenv("RESILIENCE_SIM_HEAPPROFILE"); p != "" {
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
 		virtual = time.Since(t0)
 		report = fmt.Sprintf("healthy 50/90/99/100 %%: %s; dials per node: mean %.1f, max %d; peak new inbound connections per second at a bootstrap node: %d; memory per node %.2f MiB (heap+stacks)",
 			pct(d, 50, 90, 99, 100), float64(sum)/float64(n), dials[len(dials)-1], peak, mem)
@@ -200,7 +213,7 @@ func TestCutOff(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer net.Close()
-			if d := waitHealthy(net.Nodes, t0, 10*time.Minute); d[len(d)-1] == never {
+			if d := waitHealthy(t, net.Nodes, t0, 10*time.Minute); d[len(d)-1] == never {
 				t.Fatalf("%s: not every node healthy before the outage: %s", name, pct(d, 50, 90, 100))
 			}
 			time.Sleep(30 * time.Second) // settle
@@ -226,7 +239,7 @@ func TestCutOff(t *testing.T) {
 			}
 			net.Restore(victims...)
 			tBack := time.Now()
-			d := waitHealthy(victims, tBack, recoveryWait) // kad-dht refreshes its table every 10 minutes
+			d := waitHealthy(t, victims, tBack, recoveryWait) // kad-dht refreshes its table every 10 minutes
 			others := 0
 			for _, nd := range net.Nodes {
 				if !slices.Contains(victims, nd) && !nd.Healthy() {
@@ -281,7 +294,7 @@ func TestBootstrapHerd(t *testing.T) {
 			time.Sleep(down)
 			net.Restore(boot...)
 			tBack := time.Now()
-			d := waitHealthy(net.Nodes, tBack, 15*time.Minute)
+			d := waitHealthy(t, net.Nodes, tBack, 15*time.Minute)
 			var refused, dials int64
 			peak := 0
 			for _, nd := range net.Nodes {
