@@ -1,8 +1,6 @@
 package dialer
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chiral-network/go-libp2p-resilience/internal/promutil"
@@ -45,15 +43,12 @@ type metricsTracer struct {
 	dropped       prometheus.Counter
 }
 
-type metricsConfig struct{ reg prometheus.Registerer }
-
 // MetricsOption configures NewMetricsTracer.
-type MetricsOption func(*metricsConfig)
+type MetricsOption = promutil.Option
 
-// WithRegisterer registers the metrics with reg. Default: prometheus.DefaultRegisterer.
-func WithRegisterer(reg prometheus.Registerer) MetricsOption {
-	return func(c *metricsConfig) { c.reg = reg }
-}
+// WithRegisterer registers the metrics with reg. Default:
+// prometheus.DefaultRegisterer. reg must not be nil.
+func WithRegisterer(reg prometheus.Registerer) MetricsOption { return promutil.WithRegisterer(reg) }
 
 // NewMetricsTracer returns a MetricsTracer exporting Prometheus counters:
 //
@@ -68,16 +63,11 @@ func WithRegisterer(reg prometheus.Registerer) MetricsOption {
 // Collectors already registered under the same names are reused, so several
 // Hosts in one process share the metrics. The tracer allocates nothing per event.
 func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
-	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	cfg, err := promutil.Apply("dialer", opts)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.reg == nil {
-		return nil, errors.New("dialer: NewMetricsTracer: WithRegisterer(nil)")
-	}
-	dials, err := promutil.Register(cfg.reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	dials, err := promutil.Register(cfg.Reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "libp2p", Subsystem: "resilience_dialer", Name: "dials_total",
 		Help: "Dials made by the resilience dialer, by error class (none = success).",
 	}, []string{"class"}))
@@ -85,7 +75,7 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		return nil, err
 	}
 	counter := func(name, help string) (prometheus.Counter, error) {
-		return promutil.Register(cfg.reg, prometheus.NewCounter(prometheus.CounterOpts{
+		return promutil.Register(cfg.Reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "libp2p", Subsystem: "resilience_dialer", Name: name, Help: help,
 		}))
 	}

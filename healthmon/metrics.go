@@ -1,8 +1,6 @@
 package healthmon
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chiral-network/go-libp2p-resilience/internal/promutil"
@@ -44,15 +42,12 @@ type metricsTracer struct {
 	completions [2]prometheus.Counter
 }
 
-type metricsConfig struct{ reg prometheus.Registerer }
-
 // MetricsOption configures NewMetricsTracer. A nil MetricsOption is ignored.
-type MetricsOption func(*metricsConfig)
+type MetricsOption = promutil.Option
 
-// WithRegisterer registers the metrics with reg. Default: prometheus.DefaultRegisterer.
-func WithRegisterer(reg prometheus.Registerer) MetricsOption {
-	return func(c *metricsConfig) { c.reg = reg }
-}
+// WithRegisterer registers the metrics with reg. Default:
+// prometheus.DefaultRegisterer. reg must not be nil.
+func WithRegisterer(reg prometheus.Registerer) MetricsOption { return promutil.WithRegisterer(reg) }
 
 // NewMetricsTracer returns a MetricsTracer exporting Prometheus metrics:
 //
@@ -65,16 +60,14 @@ func WithRegisterer(reg prometheus.Registerer) MetricsOption {
 //	libp2p_resilience_healthmon_recoveries_completed_total{result}    recoveries by result (ok, failed)
 //
 // Collectors already registered under the same names are reused, so several
-// monitors in one process share them.
+// monitors in one process share them: the counters add up, but the two gauges
+// (table_peers_connected, status) show whichever monitor checked last. A
+// process that runs several monitors gives each its own registerer, e.g.
+// prometheus.WrapRegistererWith(prometheus.Labels{"node": name}, reg).
 func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
-	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	if cfg.reg == nil {
-		return nil, errors.New("healthmon: NewMetricsTracer: WithRegisterer(nil)")
+	cfg, err := promutil.Apply("healthmon", opts)
+	if err != nil {
+		return nil, err
 	}
 	opts2 := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: "libp2p", Subsystem: "resilience_healthmon", Name: name, Help: help}
@@ -93,26 +86,25 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 	completed := prometheus.NewCounterVec(prometheus.CounterOpts(opts2("recoveries_completed_total",
 		"Recoveries completed, by result.")), []string{"result"})
 
-	var err error
-	if checks, err = promutil.Register(cfg.reg, checks); err != nil {
+	if checks, err = promutil.Register(cfg.Reg, checks); err != nil {
 		return nil, err
 	}
-	if tablePeers, err = promutil.Register(cfg.reg, tablePeers); err != nil {
+	if tablePeers, err = promutil.Register(cfg.Reg, tablePeers); err != nil {
 		return nil, err
 	}
-	if status, err = promutil.Register(cfg.reg, status); err != nil {
+	if status, err = promutil.Register(cfg.Reg, status); err != nil {
 		return nil, err
 	}
-	if changes, err = promutil.Register(cfg.reg, changes); err != nil {
+	if changes, err = promutil.Register(cfg.Reg, changes); err != nil {
 		return nil, err
 	}
-	if probes, err = promutil.Register(cfg.reg, probes); err != nil {
+	if probes, err = promutil.Register(cfg.Reg, probes); err != nil {
 		return nil, err
 	}
-	if started, err = promutil.Register(cfg.reg, started); err != nil {
+	if started, err = promutil.Register(cfg.Reg, started); err != nil {
 		return nil, err
 	}
-	if completed, err = promutil.Register(cfg.reg, completed); err != nil {
+	if completed, err = promutil.Register(cfg.Reg, completed); err != nil {
 		return nil, err
 	}
 

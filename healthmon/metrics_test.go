@@ -129,15 +129,11 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return out
 }
 
-// TestMetricsTracerSkipsNilOption: a nil MetricsOption is ignored, not called.
-func TestMetricsTracerSkipsNilOption(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	tr, err := healthmon.NewMetricsTracer(nil, healthmon.WithRegisterer(reg), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.CheckCompleted(healthmon.Healthy, 5)
-	if got := gather(t, reg)["libp2p_resilience_healthmon_checks_total"]; got != 1 {
-		t.Fatalf("checks_total = %v on the registerer given after a nil option, want 1", got)
+// TestMetricsTracerRejectsNilOption: a nil MetricsOption is an error naming
+// it, as for every constructor of the module.
+func TestMetricsTracerRejectsNilOption(t *testing.T) {
+	_, err := healthmon.NewMetricsTracer(healthmon.WithRegisterer(prometheus.NewRegistry()), nil)
+	if err == nil || !strings.Contains(err.Error(), "opts[1] is nil") {
+		t.Fatalf("NewMetricsTracer with a nil option = %v, want an error naming opts[1]", err)
 	}
 }

@@ -73,22 +73,12 @@ type metricsTracer struct {
 	trackers  [stateCount]prometheus.Gauge
 }
 
-type metricsConfig struct{ reg prometheus.Registerer }
-
 // MetricsOption configures NewMetricsTracer.
-type MetricsOption func(*metricsConfig) error
+type MetricsOption = promutil.Option
 
 // WithRegisterer registers the metrics with reg. Default:
 // prometheus.DefaultRegisterer. reg must not be nil.
-func WithRegisterer(reg prometheus.Registerer) MetricsOption {
-	return func(c *metricsConfig) error {
-		if reg == nil {
-			return fmt.Errorf("%w: WithRegisterer(nil)", ErrInvalidConfig)
-		}
-		c.reg = reg
-		return nil
-	}
-}
+func WithRegisterer(reg prometheus.Registerer) MetricsOption { return promutil.WithRegisterer(reg) }
 
 // NewMetricsTracer returns a MetricsTracer exporting Prometheus metrics:
 //
@@ -102,9 +92,9 @@ func WithRegisterer(reg prometheus.Registerer) MetricsOption {
 // Collectors already registered with the same names are reused, so several
 // managers in one process share the metrics.
 func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
-	cfg := metricsConfig{reg: prometheus.DefaultRegisterer}
-	if err := apply(&cfg, opts); err != nil {
-		return nil, err
+	cfg, err := promutil.Apply("resilience", opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "libp2p", Subsystem: "resilience", Name: "attempts_total",
@@ -132,23 +122,22 @@ func NewMetricsTracer(opts ...MetricsOption) (MetricsTracer, error) {
 		Help: "Managed trackers per state.",
 	}, []string{"state"})
 
-	var err error
-	if attempts, err = promutil.Register(cfg.reg, attempts); err != nil {
+	if attempts, err = promutil.Register(cfg.Reg, attempts); err != nil {
 		return nil, err
 	}
-	if retries, err = promutil.Register(cfg.reg, retries); err != nil {
+	if retries, err = promutil.Register(cfg.Reg, retries); err != nil {
 		return nil, err
 	}
-	if delay, err = promutil.Register(cfg.reg, delay); err != nil {
+	if delay, err = promutil.Register(cfg.Reg, delay); err != nil {
 		return nil, err
 	}
-	if exhausted, err = promutil.Register(cfg.reg, exhausted); err != nil {
+	if exhausted, err = promutil.Register(cfg.Reg, exhausted); err != nil {
 		return nil, err
 	}
-	if transitions, err = promutil.Register(cfg.reg, transitions); err != nil {
+	if transitions, err = promutil.Register(cfg.Reg, transitions); err != nil {
 		return nil, err
 	}
-	if trackers, err = promutil.Register(cfg.reg, trackers); err != nil {
+	if trackers, err = promutil.Register(cfg.Reg, trackers); err != nil {
 		return nil, err
 	}
 
