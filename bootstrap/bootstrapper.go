@@ -219,7 +219,7 @@ func (b *Bootstrapper) Probe(ctx context.Context) error {
 		if nw.Connectedness(pi.ID) == network.Connected {
 			if inTable == nil {
 				inTable = make(map[peer.ID]struct{})
-				for _, p := range b.rt.RoutingTablePeers() {
+				for _, p := range b.rt.ListPeers() {
 					inTable[p] = struct{}{}
 				}
 			}
@@ -274,7 +274,7 @@ func (b *Bootstrapper) SaveBackup() error {
 	}
 	b.saveMu.Lock()
 	defer b.saveMu.Unlock()
-	fresh := selectBackupPeers(b.h, b.rt.RoutingTablePeers(), b.exclude, maxBackupPeers)
+	fresh := selectBackupPeers(b.h, b.rt.ListPeers(), b.exclude, maxBackupPeers)
 	if len(fresh) == 0 {
 		logger.Debugw("no connected routing-table peers to save as backup peers", "path", b.cfg.backupFile)
 		return nil

@@ -162,8 +162,7 @@ func (fakeTable) RefreshRoutingTable() <-chan error {
 	close(ch)
 	return ch
 }
-func (fakeTable) RoutingTableSize() int        { return 0 }
-func (fakeTable) RoutingTablePeers() []peer.ID { return nil }
+func (fakeTable) ListPeers() []peer.ID { return nil }
 
 // connTable is a RoutingTable that holds the host's connected peers, so that
 // a test sets the table's size by the connections it lets happen.
@@ -174,5 +173,4 @@ func (connTable) RefreshRoutingTable() <-chan error {
 	ch <- nil
 	return ch
 }
-func (t connTable) RoutingTableSize() int        { return len(t.h.Network().Peers()) }
-func (t connTable) RoutingTablePeers() []peer.ID { return t.h.Network().Peers() }
+func (t connTable) ListPeers() []peer.ID { return t.h.Network().Peers() }

@@ -143,7 +143,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 		backups[i] = target{pi: pi, backup: true, order: len(boots) + i}
 	}
 	if len(boots)+len(backups) == 0 {
-		return Result{TableSize: b.rt.RoutingTableSize()},
+		return Result{TableSize: len(b.rt.ListPeers())},
 			fmt.Errorf("bootstrap: %s: %w: no bootstrap peers configured and no backup peers", op, ErrNoBootstrapPeers)
 	}
 
@@ -216,7 +216,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 		}
 	}
 	for {
-		size := b.rt.RoutingTableSize()
+		size := len(b.rt.ListPeers())
 		healthy := b.connectedTablePeers()
 		if recovering && !dialsStopped && anyConnected && healthy >= minPeers {
 			dialsStopped = true
@@ -253,7 +253,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 			}
 		case err := <-refreshCh:
 			refreshCh = nil
-			logger.Debugw("routing table refresh ended", "op", op, "size", b.rt.RoutingTableSize(), "err", oneLine(err))
+			logger.Debugw("routing table refresh ended", "op", op, "size", len(b.rt.ListPeers()), "err", oneLine(err))
 		case <-ticker.C:
 		case <-ctxDone:
 			// Rounds end promptly now; collect them and stop waiting for
@@ -262,7 +262,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 		}
 	}
 
-	res := Result{TableSize: b.rt.RoutingTableSize()}
+	res := Result{TableSize: len(b.rt.ListPeers())}
 	slices.SortFunc(results, func(x, y outcome) int { return x.order - y.order })
 	var causes []error
 	for _, o := range results {
@@ -307,7 +307,7 @@ func (b *Bootstrapper) dial(ctx context.Context, t target) outcome {
 func (b *Bootstrapper) connectedTablePeers() int {
 	n := 0
 	nw := b.h.Network()
-	for _, p := range b.rt.RoutingTablePeers() {
+	for _, p := range b.rt.ListPeers() {
 		if nw.Connectedness(p) == network.Connected {
 			n++
 		}

@@ -23,8 +23,7 @@ type staleTable struct {
 	peers []peer.ID
 }
 
-func (s staleTable) RoutingTableSize() int        { return len(s.peers) }
-func (s staleTable) RoutingTablePeers() []peer.ID { return s.peers }
+func (s staleTable) ListPeers() []peer.ID { return s.peers }
 
 // TestRecoverEndsOnConnectedTablePeers: Recover ends the remaining rounds once
 // MinPeers routing-table peers are connected — not when the table's size

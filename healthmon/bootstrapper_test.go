@@ -43,7 +43,7 @@ func TestBootstrapperRecoversAfterIsolation(t *testing.T) {
 	defer boot.Close()
 	rec := &recordingRecoverer{Recoverer: boot}
 	tr := &recordingTracer{}
-	m, err := healthmon.New(dh, healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false), healthmon.WithRecoverer(rec),
+	m, err := healthmon.New(dh, bootstrap.DHT(a.DHT()), healthmon.WithNetWatch(false), healthmon.WithRecoverer(rec),
 		healthmon.WithManager(dh.Manager()), healthmon.WithProbeInterval(probeInterval, probeInterval), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)

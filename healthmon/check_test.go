@@ -25,6 +25,8 @@ type lockedTable struct {
 	entered chan struct{} // closed by the first ListPeers call after armed is set
 }
 
+func (t *lockedTable) RefreshRoutingTable() <-chan error { return t.n.RefreshRoutingTable() }
+
 func (t *lockedTable) ListPeers() []peer.ID {
 	if t.armed.CompareAndSwap(true, false) {
 		close(t.entered)

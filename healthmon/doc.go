@@ -2,7 +2,7 @@
 // checks the table, reports the node's health and drives recovery while the node
 // is not healthy (the seed's DhtHealthMonitor).
 //
-//	m, err := healthmon.New(h, healthmon.DHTTable(d),
+//	m, err := healthmon.New(h, bootstrap.DHT(d),       // or bootstrap.DualDHT(d)
 //		healthmon.WithRecoverer(bootstrapper),          // *bootstrap.Bootstrapper
 //		healthmon.WithManager(dialerHost.Manager()))
 //	if err != nil { ... }
@@ -18,7 +18,7 @@
 // Unhealthy, fewer than MinPeers (default 4) is Degraded, MinPeers or more is
 // Healthy. A check runs every CheckInterval (default 10 s) and at once on every
 // signal: a connection opened or lost, local addresses or reachability changed, a
-// kernel link or address change (Linux, see WatchNetwork). Reported statuses are
+// kernel link or address change (package netwatch). Reported statuses are
 // damped (WithHysteresis): Healthy is reported only after the node stayed healthy
 // for HealthyFor (default 1 s), and the reported status does not reverse direction
 // (better after worse or worse after better) within MinDwell (default 5 s) of the

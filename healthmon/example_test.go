@@ -8,6 +8,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 )
 
@@ -25,7 +26,7 @@ func ExampleNew() {
 	}
 	defer d.Close()
 
-	m, err := healthmon.New(h, healthmon.DHTTable(d), healthmon.WithMinPeers(4))
+	m, err := healthmon.New(h, bootstrap.DHT(d), healthmon.WithMinPeers(4))
 	if err != nil {
 		panic(err)
 	}

@@ -62,6 +62,14 @@ func (n *fakeNode) NewStream(context.Context, peer.ID, ...protocol.ID) (network.
 }
 func (n *fakeNode) Network() network.Network { return n.net }
 func (n *fakeNode) ListPeers() []peer.ID     { return append([]peer.ID(nil), n.tbl...) }
+
+// RefreshRoutingTable makes fakeNode a bootstrap.RoutingTable; the monitor
+// never refreshes.
+func (n *fakeNode) RefreshRoutingTable() <-chan error {
+	ch := make(chan error, 1)
+	ch <- nil
+	return ch
+}
 func (n *fakeNet) Connectedness(p peer.ID) network.Connectedness {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -112,7 +112,7 @@ func TestRecoveryHarness(t *testing.T) {
 	}
 	t.Logf("bootstrap peers %d, backup peers %d", len(boot.Peers()), len(boot.BackupPeers()))
 	rec := &recordingRecoverer{Recoverer: boot}
-	m, err := healthmon.New(dh, healthmon.DHTTable(mon.d), healthmon.WithRecoverer(rec), healthmon.WithManager(dh.Manager()))
+	m, err := healthmon.New(dh, bootstrap.DHT(mon.d), healthmon.WithRecoverer(rec), healthmon.WithManager(dh.Manager()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
+	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
 	"github.com/chiral-network/go-libp2p-resilience/netwatch"
 )
 
@@ -38,7 +39,7 @@ var (
 // checks, Close stops every goroutine the monitor started.
 type Monitor struct {
 	h   host.Host
-	rt  RoutingTable
+	rt  bootstrap.RoutingTable
 	cfg config
 
 	ctx    context.Context
@@ -70,11 +71,12 @@ type Monitor struct {
 	emitter  event.Emitter
 }
 
-// New returns a Monitor of h, judging health on rt (see Status). It checks the
+// New returns a Monitor of h, judging health on rt's peers (see Status; for a
+// dual DHT, bootstrap.DualDHT: the union of its tables). It checks the
 // options, creates the EvtHealthChanged emitter on h's event bus and starts
 // nothing; call Start. Errors name the bad argument or option and wrap
 // ErrInvalidOption.
-func New(h host.Host, rt RoutingTable, opts ...Option) (*Monitor, error) {
+func New(h host.Host, rt bootstrap.RoutingTable, opts ...Option) (*Monitor, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: New: h is nil", ErrInvalidOption)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
+	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/internal/testnet"
 	"github.com/chiral-network/go-libp2p-resilience/netwatch"
@@ -199,7 +200,7 @@ func otherInfos(nodes []*testnet.Node) []peer.AddrInfo {
 func TestRealNetworkHealthy(t *testing.T) {
 	nodes := dhtNetwork(t, 6, 4)
 	a := nodes[0]
-	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false))
+	m, err := healthmon.New(a.Host(), bootstrap.DHT(a.DHT()), healthmon.WithNetWatch(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestRealNetworkRecoversAfterIsolation(t *testing.T) {
 	a := nodes[0]
 	rec := &connectRecoverer{h: a.Host(), d: a.DHT(), peers: otherInfos(nodes[1:4])}
 	tr := &recordingTracer{}
-	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false),
+	m, err := healthmon.New(a.Host(), bootstrap.DHT(a.DHT()), healthmon.WithNetWatch(false),
 		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(probeInterval, probeInterval), healthmon.WithMetricsTracer(tr))
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +279,7 @@ func TestRealNetworkInboundConnectionRecoversAtOnce(t *testing.T) {
 	a := nodes[0]
 	rec := &connectRecoverer{h: a.Host(), d: a.DHT(), peers: otherInfos(nodes[1:4])}
 	tr := &recordingTracer{}
-	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetWatch(false),
+	m, err := healthmon.New(a.Host(), bootstrap.DHT(a.DHT()), healthmon.WithNetWatch(false),
 		healthmon.WithRecoverer(rec), healthmon.WithProbeInterval(time.Hour, time.Hour),
 		healthmon.WithRecoverBackoff(time.Second, time.Second), healthmon.WithMetricsTracer(tr))
 	if err != nil {
@@ -337,7 +338,7 @@ func TestLostSignalsAreNoticedAtOnce(t *testing.T) {
 		})
 	}
 	netCh := make(chan netwatch.Change)
-	m, err := healthmon.New(a.Host(), healthmon.DHTTable(a.DHT()), healthmon.WithNetChanges(netCh),
+	m, err := healthmon.New(a.Host(), bootstrap.DHT(a.DHT()), healthmon.WithNetChanges(netCh),
 		healthmon.WithHysteresis(0, 0))
 	if err != nil {
 		t.Fatal(err)

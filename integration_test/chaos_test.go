@@ -50,7 +50,7 @@ func (s *stack) build(t *testing.T, bootPeers []peer.AddrInfo, backup string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon, err := healthmon.New(dh, healthmon.DHTTable(s.node.DHT()), healthmon.WithRecoverer(boot), healthmon.WithManager(dh.Manager()),
+	mon, err := healthmon.New(dh, bootstrap.DHT(s.node.DHT()), healthmon.WithRecoverer(boot), healthmon.WithManager(dh.Manager()),
 		healthmon.WithNetWatch(false), healthmon.WithCheckInterval(2*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package resilientdht
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -13,19 +12,18 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
-	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 )
 
 // buildDHT builds (or adopts) the DHT on h, the unwrapped host, and returns
 // the Bootstrapper's and the monitor's views of it.
-func (n *Node) buildDHT(h host.Host, cfg config) (bootstrap.RoutingTable, healthmon.RoutingTable, error) {
+func (n *Node) buildDHT(h host.Host, cfg config) (bootstrap.RoutingTable, error) {
 	switch {
 	case cfg.dualDHT != nil:
 		n.adoptDual(cfg.dualDHT)
-		return dualTable{cfg.dualDHT}, largerTable{cfg.dualDHT.WAN, cfg.dualDHT.LAN}, nil
+		return bootstrap.DualDHT(cfg.dualDHT), nil
 	case cfg.ipfsDHT != nil:
 		n.adoptOne("dht", cfg.ipfsDHT)
-		return bootstrap.DHT(cfg.ipfsDHT), healthmon.DHTTable(cfg.ipfsDHT), nil
+		return bootstrap.DHT(cfg.ipfsDHT), nil
 	}
 	common := []dht.Option{dht.Mode(cfg.mode), dht.BootstrapPeersFunc(n.kadBootstrapPeers)}
 	var lanFilter []dht.Option // keeps loopback addresses
@@ -43,10 +41,10 @@ func (n *Node) buildDHT(h host.Host, cfg config) (bootstrap.RoutingTable, health
 		// half is a client.
 		d, err := dual.New(h, dual.DHTOption(append(common, cfg.dhtOptions...)...), dual.LanDHTOption(lanFilter...))
 		if err != nil {
-			return nil, nil, fmt.Errorf("resilientdht: dual DHT: %w", err)
+			return nil, fmt.Errorf("resilientdht: dual DHT: %w", err)
 		}
 		n.adoptDual(d)
-		return dualTable{d}, largerTable{d.WAN, d.LAN}, nil
+		return bootstrap.DualDHT(d), nil
 	case WAN, LAN, Plain:
 		o := common
 		switch cfg.kind {
@@ -63,16 +61,16 @@ func (n *Node) buildDHT(h host.Host, cfg config) (bootstrap.RoutingTable, health
 		}
 		d, err := dht.New(h, append(o, cfg.dhtOptions...)...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("resilientdht: %s DHT: %w", cfg.kind, err)
+			return nil, fmt.Errorf("resilientdht: %s DHT: %w", cfg.kind, err)
 		}
 		name := string(cfg.kind)
 		if cfg.kind == Plain {
 			name = "dht"
 		}
 		n.adoptOne(name, d)
-		return bootstrap.DHT(d), healthmon.DHTTable(d), nil
+		return bootstrap.DHT(d), nil
 	}
-	return nil, nil, fmt.Errorf("resilientdht: WithDHT(%q): unknown kind", string(cfg.kind))
+	return nil, fmt.Errorf("resilientdht: WithDHT(%q): unknown kind", string(cfg.kind))
 }
 
 func (n *Node) adoptDual(d *dual.DHT) {
@@ -161,55 +159,3 @@ func anyPublic(addrs []ma.Multiaddr) bool {
 
 // oneLine flattens a joined error onto one log line.
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
-
-// errTablesEmpty is what a dual refresh yields when neither table has a peer
-// to query.
-var errTablesEmpty = errors.New("resilientdht: both routing tables are empty; nothing to refresh")
-
-// dualTable is the Bootstrapper's view of a dual DHT: the tables that hold a
-// peer refreshed, the larger one counted. An empty table is not refreshed:
-// its lookup has no peer to ask and fails at once, and kad-dht logs that
-// ("failed to query for self") at WARN, over several lines — every time the
-// Bootstrapper refreshes the WAN table of a node on a private network.
-type dualTable struct{ d *dual.DHT }
-
-func (t dualTable) RefreshRoutingTable() <-chan error {
-	out := make(chan error, 1)
-	var chans []<-chan error
-	for _, d := range []*dht.IpfsDHT{t.d.WAN, t.d.LAN} {
-		if d.RoutingTable().Size() > 0 {
-			chans = append(chans, d.RefreshRoutingTable())
-		}
-	}
-	if len(chans) == 0 {
-		out <- errTablesEmpty
-		return out
-	}
-	go func() { // ends when the refreshes do (kad-dht always answers)
-		var errs []error
-		for _, ch := range chans {
-			errs = append(errs, <-ch)
-		}
-		out <- errors.Join(errs...)
-	}()
-	return out
-}
-
-func (t dualTable) RoutingTableSize() int {
-	return max(t.d.WAN.RoutingTable().Size(), t.d.LAN.RoutingTable().Size())
-}
-
-func (t dualTable) RoutingTablePeers() []peer.ID { return largerTable{t.d.WAN, t.d.LAN}.ListPeers() }
-
-// largerTable is the health monitor's view of a dual DHT: the peers of the
-// larger table. A node on a private network or loopback only has LAN peers;
-// a public node mostly WAN peers.
-type largerTable struct{ wan, lan *dht.IpfsDHT }
-
-func (t largerTable) ListPeers() []peer.ID {
-	w, l := t.wan.RoutingTable().ListPeers(), t.lan.RoutingTable().ListPeers()
-	if len(l) > len(w) {
-		return l
-	}
-	return w
-}

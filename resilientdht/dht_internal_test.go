@@ -2,7 +2,6 @@ package resilientdht
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -10,35 +9,10 @@ import (
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 )
-
-// TestDualRefreshSkipsEmptyTables: with both tables empty, nothing is
-// refreshed (kad-dht would fail the lookup and log it at WARN) and the
-// channel says so at once.
-func TestDualRefreshSkipsEmptyTables(t *testing.T) {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	d, err := dual.New(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	select {
-	case err := <-(dualTable{d}).RefreshRoutingTable():
-		if !errors.Is(err, errTablesEmpty) {
-			t.Fatalf("refresh of two empty tables: %v, want errTablesEmpty", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("refresh of two empty tables did not end")
-	}
-}
 
 // TestRecoverWarnsOncePerCause: a Recover that reaches the only bootstrap
 // peer (which speaks no DHT protocol) and leaves the table empty warns as

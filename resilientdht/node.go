@@ -102,7 +102,7 @@ func New(h host.Host, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("resilientdht: New: %w", err)
 	}
 	n.loopback = loopbackOnLan(cfg, h)
-	rt, ht, err := n.buildDHT(h, cfg)
+	rt, err := n.buildDHT(h, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func New(h host.Host, opts ...Option) (*Node, error) {
 		hopts = append(hopts, healthmon.WithMetricsTracer(t))
 	}
 	hopts = append(hopts, cfg.healthOptions...)
-	if n.mon, err = healthmon.New(n.host, ht, hopts...); err != nil {
+	if n.mon, err = healthmon.New(n.host, rt, hopts...); err != nil {
 		return nil, fmt.Errorf("resilientdht: New: %w", err)
 	}
 	if err := n.mon.Start(); err != nil {
