@@ -7,15 +7,15 @@
 // package instead dials every bootstrap peer concurrently with the
 // resilience.ForDHTBootstrap retry profile (5 attempts, 2 s initial delay
 // doubling up to 60 s, jitter factor 0.15) through the retrying connect of package
-// dialer, then refreshes the routing table and waits until it holds enough
-// peers:
+// dialer, then refreshes the routing table and waits until enough of its peers
+// are connected:
 //
 //	bootstrap + backup peers ──Connect, ForDHTBootstrap──▶ connected peers
 //	     │                                                    │ protect in the connection
 //	     │ all unreachable: error naming each cause           │ manager, tag "bootstrap"
 //	     ▼                                                    ▼
 //	backup peers from the last run               refresh the kad-dht routing table,
-//	                                             wait for the minimum table size
+//	                                             wait for MinPeers connected table peers
 //
 // # Bootstrap peers
 //
@@ -30,26 +30,28 @@
 // # Bootstrapper
 //
 // New(h, rt, peers, opts...) takes the host wrapped by package dialer (whose
-// retrying connect and trackers it uses), the DHT's routing table (DHT
-// adapts a kad-dht instance to the small RoutingTable interface) and the
-// bootstrap peers. Bootstrap dials them all concurrently (each a round of the
-// dialer's scheduler at bootstrap priority, admitted by the dialer's one
-// dial gate, dialer.WithMaxConcurrentDials), protects each connected bootstrap peer in
-// the host's connection manager under the tag "bootstrap" (ProtectTag) so
-// that connection trimming never drops it, dials the backup peers as soon
-// as a bootstrap peer fails, refreshes the routing table and waits until it
-// holds WithMinPeers peers or the refresh ends. Its Result lists the
-// connected and the failed peers with attempts and causes, and the table
-// size; it fails only when no peer at all could be reached
-// (ErrNoBootstrapPeers, joining every peer's cause).
+// dial scheduler and trackers it uses), the DHT's routing table (DHT and
+// DualDHT adapt kad-dht instances to the small RoutingTable interface, which
+// package healthmon uses too) and the bootstrap peers. Bootstrap dials them all
+// concurrently (each a round of the dialer's scheduler at bootstrap priority,
+// admitted by the dialer's one dial gate, dialer.WithMaxConcurrentDials),
+// protects each connected bootstrap peer in the host's connection manager under
+// the tag "bootstrap" (ProtectTag) so that connection trimming never drops it,
+// dials the backup peers as soon as a bootstrap peer fails, refreshes the
+// routing table and waits until WithMinPeers routing-table peers are connected
+// or the refresh ends. Its Result lists the connected and the failed peers with
+// attempts and causes, and the table size; it fails only when no peer at all
+// could be reached (ErrNoBootstrapPeers, joining every peer's cause).
 //
 // Probe and Recover are the recovery hooks of package healthmon (its
 // Recoverer interface): Probe makes one single dial to the next bootstrap
-// or backup peer in a rotation, so that a node cut off from the network
-// notices its return with few dials; Recover resets the peers' retry
-// trackers (so that Exhausted peers are tried again), dials bootstrap and
-// backup peers and refreshes the routing table, and ends the retry rounds
-// still running once the table holds WithMinPeers peers.
+// or backup peer in a rotation that skips connected peers (evidence that the
+// network is back is a new connection), so that a node cut off from the
+// network notices its return with few dials — and closes and redials a
+// connected peer that never entered the routing table. Recover dials bootstrap
+// and backup peers at once (Exhausted peers get a new round, rounds waiting
+// out their backoff dial now), refreshes the routing table, and ends the retry
+// rounds still running once WithMinPeers routing-table peers are connected.
 //
 // A Bootstrapper is safe for concurrent use; Close stops its goroutine,
 // saves the backup peers and removes its protections.
