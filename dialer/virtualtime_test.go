@@ -144,6 +144,7 @@ func (n *fakeNet) Connectedness(p peer.ID) network.Connectedness {
 type fakePeerstore struct{ peerstore.Peerstore }
 
 func (fakePeerstore) AddAddrs(peer.ID, []ma.Multiaddr, time.Duration) {}
+func (fakePeerstore) Addrs(peer.ID) []ma.Multiaddr                    { return nil }
 
 type virtualConn struct {
 	network.Conn
