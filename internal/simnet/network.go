@@ -252,7 +252,7 @@ func without(peers []peer.AddrInfo, id peer.ID) []peer.AddrInfo {
 }
 
 // Healthy reports the node's health: its monitor's verdict, or with KadOnly
-// the same measure (connected routing-table peers ≥ MinPeers) taken directly.
+// the monitor's measure taken directly (TableHealthy).
 func (nd *Node) Healthy() bool {
 	if nd.host == nil {
 		return false
@@ -260,7 +260,14 @@ func (nd *Node) Healthy() bool {
 	if nd.rd != nil {
 		return nd.rd.IsHealthy()
 	}
-	return nd.TablePeersConnected() >= nd.net.cfg.MinPeers
+	return nd.TableHealthy()
+}
+
+// TableHealthy reports whether the node is connected to at least MinPeers
+// of its routing-table peers: the health monitor's measure, taken directly
+// (no dwell, no check cadence), the same for both stacks.
+func (nd *Node) TableHealthy() bool {
+	return nd.host != nil && nd.TablePeersConnected() >= nd.net.cfg.MinPeers
 }
 
 // TablePeersConnected counts routing-table peers the node is connected to.
