@@ -18,9 +18,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/x/simlibp2p"
 	sim "github.com/marcopolo/simnet"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/quic-go/quic-go"
 	"golang.org/x/time/rate"
 
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
@@ -44,8 +46,10 @@ type Config struct {
 	// BootstrapRetry replaces resilientdht's ForDHTBootstrap profile.
 	BootstrapRetry *resilience.RetryConfig
 	// BootAcceptRate > 0 makes each bootstrap node accept at most this many
-	// new inbound connections per second (bursts of one second's worth);
-	// the excess is refused at once.
+	// new inbound connections per second (bursts of one second's worth).
+	// The excess is refused before the QUIC handshake, as go-libp2p's
+	// resource manager refuses a connection (its ConnContext hook on the
+	// QUIC listener): the dialer gets CONNECTION_REFUSED at once.
 	BootAcceptRate float64
 }
 
@@ -187,7 +191,7 @@ func (nd *Node) start() error {
 	h, err := libp2p.New(
 		libp2p.Identity(nd.key),
 		libp2p.ListenAddrs(nd.addr),
-		simlibp2p.QUICSimnet(n.sim, link),
+		simlibp2p.QUICSimnet(n.sim, link, quicreuse.ConnContext(nd.gater.admit)),
 		// simlibp2p: identify's address discovery stalls synctest.
 		libp2p.DisableIdentifyAddressDiscovery(),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
@@ -287,9 +291,14 @@ func (nd *Node) Dials() int64 { return nd.gater.dials.Load() }
 // Refused is the number of inbound connections the node refused (BootAcceptRate).
 func (nd *Node) Refused() int64 { return nd.gater.refused.Load() }
 
-// PeakInboundPerSecond is the most new inbound connections the node saw in
-// one second of virtual time.
-func (nd *Node) PeakInboundPerSecond() int { return nd.gater.peak() }
+// PeakInboundPerSecond is the most new inbound connections the node
+// accepted in one second of virtual time.
+func (nd *Node) PeakInboundPerSecond() int { return nd.gater.peak(&nd.gater.inbound) }
+
+// PeakAttemptsPerSecond is the most inbound connection attempts (QUIC
+// handshakes begun, accepted or refused) the node saw in one second of
+// virtual time: the inbound dial rate.
+func (nd *Node) PeakAttemptsPerSecond() int { return nd.gater.peak(&nd.gater.attempts) }
 
 // Cut makes the node lose every packet it sends or should receive, as if its
 // network went away; Restore brings the network back. Its connections die
@@ -331,17 +340,41 @@ func (n *Network) Close() {
 	n.sim.Close()
 }
 
-// countingGater counts outbound dials and inbound connections (per second of
-// virtual time since the network started) and, with a limit, refuses inbound
-// connections beyond it.
+// countingGater counts outbound dials, inbound connection attempts and
+// accepted inbound connections (per second of virtual time since the
+// network started) and, with a limit, refuses inbound connections beyond it.
 type countingGater struct {
 	start   time.Time
 	limit   *rate.Limiter // nil: accept all
 	dials   atomic.Int64
 	refused atomic.Int64
 
-	mu      sync.Mutex
-	inbound map[int64]int
+	mu       sync.Mutex
+	attempts map[int64]int
+	inbound  map[int64]int
+}
+
+// errRefused is what admit returns for a connection over the limit.
+var errRefused = errors.New("simnet: over the accept rate")
+
+// admit is the QUIC listener's ConnContext: it runs when a client's first
+// packet arrives, before the handshake; an error refuses the connection.
+func (g *countingGater) admit(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	g.count(&g.attempts)
+	if g.limit != nil && !g.limit.Allow() {
+		g.refused.Add(1)
+		return ctx, errRefused
+	}
+	return ctx, nil
+}
+
+func (g *countingGater) count(m *map[int64]int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if *m == nil {
+		*m = map[int64]int{}
+	}
+	(*m)[int64(time.Since(g.start)/time.Second)]++
 }
 
 func (g *countingGater) InterceptPeerDial(peer.ID) bool {
@@ -352,16 +385,7 @@ func (g *countingGater) InterceptPeerDial(peer.ID) bool {
 func (g *countingGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 
 func (g *countingGater) InterceptAccept(network.ConnMultiaddrs) bool {
-	if g.limit != nil && !g.limit.Allow() {
-		g.refused.Add(1)
-		return false
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.inbound == nil {
-		g.inbound = map[int64]int{}
-	}
-	g.inbound[int64(time.Since(g.start)/time.Second)]++
+	g.count(&g.inbound)
 	return true
 }
 
@@ -373,11 +397,11 @@ func (g *countingGater) InterceptUpgraded(network.Conn) (bool, control.Disconnec
 	return true, 0
 }
 
-func (g *countingGater) peak() int {
+func (g *countingGater) peak(m *map[int64]int) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p := 0
-	for _, c := range g.inbound {
+	for _, c := range *m {
 		p = max(p, c)
 	}
 	return p

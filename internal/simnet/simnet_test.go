@@ -295,6 +295,9 @@ func TestBootAcceptRate(t *testing.T) {
 			if p := nd.PeakInboundPerSecond(); p > 2 {
 				t.Errorf("bootstrap node %d accepted %d connections in one second, limit 1/s (burst 1)", nd.Index, p)
 			}
+			if a, p := nd.PeakAttemptsPerSecond(), nd.PeakInboundPerSecond(); a <= p {
+				t.Errorf("bootstrap node %d: peak attempts %d per second, not above peak accepted %d", nd.Index, a, p)
+			}
 		}
 		if refused == 0 {
 			t.Error("no connection refused at 1/s while 12 nodes start")
@@ -331,7 +334,7 @@ func TestBootstrapScale(t *testing.T) {
 		mean, most := dialStats(net.Nodes)
 		peak := 0
 		for _, nd := range net.Nodes[:3] {
-			peak = max(peak, nd.PeakInboundPerSecond())
+			peak = max(peak, nd.PeakAttemptsPerSecond())
 		}
 		m := memNow()
 		writeHeapProfile(t)
@@ -345,7 +348,7 @@ func TestBootstrapScale(t *testing.T) {
 		report = append(report,
 			fmt.Sprintf("| healthy (monitor's verdict): 50 / 90 / 99 / 100 %% | %s |", pct(d, 50, 90, 99, 100)),
 			fmt.Sprintf("| outbound dials per node (swarm dials to a peer not connected) | mean %.1f, max %d |", mean, most),
-			fmt.Sprintf("| peak new inbound connections in one second at a bootstrap node | %d |", peak),
+			fmt.Sprintf("| peak inbound dial rate at a bootstrap node (connection attempts in one second) | %d |", peak),
 			fmt.Sprintf("| memory per node, all healthy: Go heap + goroutine stacks; process RSS | %.1f + %.1f MiB; %.1f MiB |",
 				(m.heap-before.heap)/float64(n), (m.stacks-before.stacks)/float64(n), (m.rss-before.rss)/float64(n)),
 			fmt.Sprintf("| goroutines per node | %d |", runtime.NumGoroutine()/n),
@@ -480,14 +483,15 @@ func TestBootstrapHerd(t *testing.T) {
 			w.untilAll(15 * time.Minute)
 			d := w.times()
 			var refused int64
-			peak := 0
+			peak, peakAttempts := 0, 0
 			for _, nd := range boot {
 				refused += nd.Refused()
 				peak = max(peak, nd.PeakInboundPerSecond())
+				peakAttempts = max(peakAttempts, nd.PeakAttemptsPerSecond())
 			}
 			mean, _ := dialStats(net.Nodes)
 			results = append(results, result{jitter: j, drain: d[len(d)-1], refused: refused,
-				row: fmt.Sprintf("%s | %d | %.1f | %d", pct(d, 50, 90, 99, 100), refused, mean, peak)})
+				row: fmt.Sprintf("%s | %d | %.1f | %d / %d", pct(d, 50, 90, 99, 100), refused, mean, peakAttempts, peak)})
 			series = append(series, simnet.Series{Label: j.String(), Values: w.counts})
 		})
 		t.Logf("%s: %v wall", j, time.Since(wall).Round(time.Second))
@@ -501,7 +505,7 @@ func TestBootstrapHerd(t *testing.T) {
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", r.jitter, r.row, ratio))
 	}
-	t.Logf("\n%d nodes start while the 3 bootstrap nodes are down for %v; then each accepts %d new connections/s; seed %d\n| jitter (ForDHTBootstrap) | healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused | dials per node | peak accepted per second at a bootstrap node | drain / best |\n|---|---|---|---|---|---|\n%s",
+	t.Logf("\n%d nodes start while the 3 bootstrap nodes are down for %v; then each accepts %d new connections/s; seed %d\n| jitter (ForDHTBootstrap) | healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused (before the handshake) | dials per node | peak per second at a bootstrap node: attempts / accepted | drain / best |\n|---|---|---|---|---|---|\n%s",
 		n, down, k, s, strings.Join(rows, "\n"))
 	writePlot(t, fmt.Sprintf("simnet-herd-%d-%d", n, s), fmt.Sprintf("%d nodes, bootstrap nodes back at 0 s, %d conn/s each", n, k), n, series)
 }
