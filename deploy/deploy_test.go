@@ -431,6 +431,9 @@ func TestManifests(t *testing.T) {
 		if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
 			t.Fatalf("pod securityContext %+v: want runAsNonRoot and a non-zero runAsUser", sc)
 		}
+		if sc.FSGroup != nil && (sc.FSGroupChangePolicy == nil || *sc.FSGroupChangePolicy != corev1.FSGroupChangeOnRootMismatch) {
+			t.Errorf("fsGroup without fsGroupChangePolicy OnRootMismatch: the kubelet would add group rw to identity.key on every mount, and the node refuses such a key")
+		}
 		for _, ct := range slices.Concat(pod.InitContainers, pod.Containers) {
 			s := ct.SecurityContext
 			switch {
