@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	appsv1 "k8s.io/api/apps/v1"
@@ -630,6 +632,24 @@ func TestBootstrapPeersScript(t *testing.T) {
 		if !strings.Contains(string(stdout), m[5]) {
 			t.Errorf("peer id %s is not one keygen printed:\n%s", m[5], stdout)
 		}
+	}
+
+	// The binary accepts the list: run checks its flags and files before it
+	// binds --http, so a port in use stops it right after the list was
+	// parsed, before any node starts (or any DNS name is looked up).
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	check := exec.CommandContext(ctx, binary, "run", "--bootstrap-file", filepath.Join(out, "bootstrap.txt"),
+		"--http", busy.Addr().String(), "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--identity", filepath.Join(t.TempDir(), "key"), "--data-dir", t.TempDir())
+	res, _ := check.CombinedOutput()
+	if check.ProcessState == nil || check.ProcessState.ExitCode() != 2 || !strings.Contains(string(res), "--http "+busy.Addr().String()) {
+		t.Errorf("resilient-dht run with the generated bootstrap list did not stop at the busy --http port, as it does once the list is accepted:\n%s", res)
 	}
 }
 
