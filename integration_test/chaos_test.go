@@ -79,6 +79,8 @@ func (s *stack) teardown() {
 // again within a minute, with no help from the test.
 func TestChaos(t *testing.T) {
 	long(t)
+	seed := testSeed(t) // read first: a bad RESILIENCE_SEED fails before the network starts
+	t.Logf("chaos seed %d (replay: RESILIENCE_SEED=%d)", seed, seed)
 	const n, nBoot = 16, 3
 	nodes := testnet.NewNetwork(t, n, testnet.WithDHT(dht.ModeServer))
 	var bootPeers []peer.AddrInfo
@@ -104,8 +106,6 @@ func TestChaos(t *testing.T) {
 	}
 	waitAllHealthy(t, stacks, time.Minute)
 
-	seed := testSeed(t)
-	t.Logf("chaos seed %d (replay: RESILIENCE_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(1, seed))
 	end := time.Now().Add(2 * time.Minute)
 	isolated := map[int]bool{}
