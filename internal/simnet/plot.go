@@ -74,16 +74,17 @@ func Plot(w io.Writer, title string, yMax int, series []Series) error {
 	text(img, 8, y1-26, "HEALTHY NODES", black)
 	text(img, (plotW-textWidth(title))/2, 10, title, black)
 
-	for i, s := range series {
-		c := palette[i%len(palette)]
+	for i := len(series) - 1; i >= 0; i-- { // the first series on top
+		s, c := series[i], palette[i%len(palette)]
 		for sec := 1; sec < len(s.Values); sec++ {
 			a, b := min(s.Values[sec-1], yMax), min(s.Values[sec], yMax)
 			line(img, px(sec-1), py(a), px(sec), py(b), c)
 			line(img, px(sec-1), py(a)+1, px(sec), py(b)+1, c)
 		}
 		ly := y0 - 20 - (len(series)-1-i)*16
-		fill(img, image.Rect(x1-200, ly+3, x1-180, ly+6), c)
-		text(img, x1-174, ly, s.Label, black)
+		lx := x1 - 30 - textWidth(s.Label)
+		fill(img, image.Rect(lx-26, ly+3, lx-6, ly+6), c)
+		text(img, lx, ly, s.Label, black)
 	}
 	return png.Encode(w, img)
 }

@@ -435,25 +435,21 @@ func TestCutOff(t *testing.T) {
 
 // TestBootstrapHerd: every node starts (a whole-fleet restart) while the 3
 // bootstrap nodes are down; they come back after 60 s and each accepts at
-// most K new connections per second, refusing the rest. For each jitter
-// strategy of the ForDHTBootstrap profile: the drain time (until every node
-// is healthy, from the bootstrap nodes' return) and the refused connections.
+// most K new connections per second, refusing the rest before the handshake.
+// For each jitter strategy of the ForDHTBootstrap profile: the drain time
+// (until every node is healthy, from the bootstrap nodes' return) and the
+// refused connections. RESILIENCE_SIM_SEEDS=m repeats it for m seeds from
+// the printed one and sums up; RESILIENCE_SIM_JITTER=full,decorrelated
+// runs only those strategies.
 //
 //	RESILIENCE_LONG=1 go test -run TestBootstrapHerd -v -timeout 240m ./internal/simnet/
 func TestBootstrapHerd(t *testing.T) {
 	long(t)
 	n, s := nodes(t, 1000), seed(t)
+	seeds := envInt(t, "RESILIENCE_SIM_SEEDS", 1, 1)
 	k := envInt(t, "RESILIENCE_SIM_ACCEPT_RATE", max(5, n/20), 1) // per bootstrap node, connections per second
-	t.Logf("%d nodes, bootstrap nodes accept %d new connections/s, seed %d (replay: RESILIENCE_SEED=%d)", n, k, s, s)
+	t.Logf("%d nodes, bootstrap nodes accept %d new connections/s, seeds %d..%d (replay: RESILIENCE_SEED=%d RESILIENCE_SIM_SEEDS=%d)", n, k, s, s+uint64(seeds)-1, s, seeds)
 	const down = 60 * time.Second
-	type result struct {
-		jitter  resilience.JitterStrategy
-		drain   time.Duration
-		row     string
-		refused int64
-	}
-	var results []result
-	var series []simnet.Series
 	strategies := []resilience.JitterStrategy{resilience.JitterProportional, resilience.JitterFull, resilience.JitterEqual, resilience.JitterDecorrelated}
 	if v := os.Getenv("RESILIENCE_SIM_JITTER"); v != "" {
 		strategies = nil
@@ -465,47 +461,67 @@ func TestBootstrapHerd(t *testing.T) {
 			strategies = append(strategies, j)
 		}
 	}
-	for _, j := range strategies {
-		cfg := resilience.ForDHTBootstrap()
-		cfg.Jitter = j
-		wall := time.Now()
-		synctest.Test(t, func(t *testing.T) {
-			net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, BootstrapRetry: &cfg, BootAcceptRate: float64(k)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer net.Close()
-			boot := net.Nodes[:3]
-			net.Cut(boot...)
-			time.Sleep(down)
-			net.Restore(boot...)
-			w := newWatch(net.Nodes, isHealthy)
-			w.untilAll(15 * time.Minute)
-			d := w.times()
-			var refused int64
-			peak, peakAttempts := 0, 0
-			for _, nd := range boot {
-				refused += nd.Refused()
-				peak = max(peak, nd.PeakInboundPerSecond())
-				peakAttempts = max(peakAttempts, nd.PeakAttemptsPerSecond())
-			}
-			mean, _ := dialStats(net.Nodes)
-			results = append(results, result{jitter: j, drain: d[len(d)-1], refused: refused,
-				row: fmt.Sprintf("%s | %d | %.1f | %d / %d", pct(d, 50, 90, 99, 100), refused, mean, peakAttempts, peak)})
-			series = append(series, simnet.Series{Label: j.String(), Values: w.counts})
-		})
-		t.Logf("%s: %v wall", j, time.Since(wall).Round(time.Second))
+	type sum struct {
+		drain, ratio   float64 // seconds; drain over the seed's best
+		refused, dials float64
+		never          int
 	}
-	best := slices.MinFunc(results, func(a, b result) int { return int(a.drain - b.drain) }).drain
-	var rows []string
-	for _, r := range results {
-		ratio := "–"
-		if r.drain != never && best != never {
-			ratio = fmt.Sprintf("%.2f", float64(r.drain)/float64(best))
+	sums := make([]sum, len(strategies))
+	for seed := s; seed < s+uint64(seeds); seed++ {
+		drains := make([]time.Duration, len(strategies))
+		var rows []string
+		var series []simnet.Series
+		for i, j := range strategies {
+			cfg := resilience.ForDHTBootstrap()
+			cfg.Jitter = j
+			wall := time.Now()
+			synctest.Test(t, func(t *testing.T) {
+				net, err := simnet.New(simnet.Config{Nodes: n, Seed: seed, BootstrapRetry: &cfg, BootAcceptRate: float64(k)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer net.Close()
+				boot := net.Nodes[:3]
+				net.Cut(boot...)
+				time.Sleep(down)
+				net.Restore(boot...)
+				w := newWatch(net.Nodes, isHealthy)
+				w.untilAll(15 * time.Minute)
+				d := w.times()
+				var refused int64
+				peak, peakAttempts := 0, 0
+				for _, nd := range boot {
+					refused += nd.Refused()
+					peak = max(peak, nd.PeakInboundPerSecond())
+					peakAttempts = max(peakAttempts, nd.PeakAttemptsPerSecond())
+				}
+				mean, _ := dialStats(net.Nodes)
+				drains[i] = d[len(d)-1]
+				sums[i].refused += float64(refused) / float64(seeds)
+				sums[i].dials += mean / float64(seeds)
+				rows = append(rows, fmt.Sprintf("| %s | %s | %d | %.1f | %d / %d |", j, pct(d, 50, 90, 99, 100), refused, mean, peakAttempts, peak))
+				series = append(series, simnet.Series{Label: j.String(), Values: w.counts})
+			})
+			t.Logf("seed %d, %s: %v wall", seed, j, time.Since(wall).Round(time.Second))
 		}
-		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", r.jitter, r.row, ratio))
+		best := slices.Min(drains)
+		for i, d := range drains {
+			if d == never {
+				sums[i].never++
+				continue
+			}
+			sums[i].drain += d.Seconds() / float64(seeds)
+			sums[i].ratio += d.Seconds() / best.Seconds() / float64(seeds)
+		}
+		t.Logf("\n%d nodes start while the 3 bootstrap nodes are down for %v; then each accepts %d new connections/s; seed %d\n| jitter (ForDHTBootstrap) | healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused (before the handshake) | dials per node | peak per second at a bootstrap node: attempts / accepted |\n|---|---|---|---|---|\n%s",
+			n, down, k, seed, strings.Join(rows, "\n"))
+		writePlot(t, fmt.Sprintf("simnet-herd-%d-%d", n, seed), fmt.Sprintf("%d nodes, bootstrap nodes back at 0 s, %d conn/s each", n, k), n, series)
 	}
-	t.Logf("\n%d nodes start while the 3 bootstrap nodes are down for %v; then each accepts %d new connections/s; seed %d\n| jitter (ForDHTBootstrap) | healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused (before the handshake) | dials per node | peak per second at a bootstrap node: attempts / accepted | drain / best |\n|---|---|---|---|---|---|\n%s",
-		n, down, k, s, strings.Join(rows, "\n"))
-	writePlot(t, fmt.Sprintf("simnet-herd-%d-%d", n, s), fmt.Sprintf("%d nodes, bootstrap nodes back at 0 s, %d conn/s each", n, k), n, series)
+	var rows []string
+	for i, j := range strategies {
+		x := sums[i]
+		rows = append(rows, fmt.Sprintf("| %s | %.1f s | %.2f | %.0f | %.1f | %d |", j, x.drain, x.ratio, x.refused, x.dials, x.never))
+	}
+	t.Logf("\nsummary over %d seeds from %d: %d nodes, bootstrap nodes down %v, then %d new connections/s each\n| jitter (ForDHTBootstrap) | mean drain | mean drain / the seed's best | mean refused | mean dials per node | runs not drained in 15 min |\n|---|---|---|---|---|---|\n%s",
+		seeds, s, n, down, k, strings.Join(rows, "\n"))
 }
