@@ -535,3 +535,26 @@ func TestPollingInNamespace(t *testing.T) {
 	tn.delAddr(t, tn.a, "10.123.8.1/24")
 	expectNetChange(t, w, Change{Kind: AddrRemoved, Link: "nw0", Addr: mustPrefix("10.123.8.1/24")}, "nw1")
 }
+
+// Every repetition of an outage is reported, not only the first: the watcher's
+// state follows each change (the measurement cuts the same link and address again
+// and again).
+func TestNetWatchRepeatedOutages(t *testing.T) {
+	tn := newVethNS(t)
+	tn.setUp(t, tn.b, true)
+	tn.setUp(t, tn.a, true)
+	tn.waitRunning(t, "nw0", true)
+	tn.addAddr(t, tn.a, "10.123.5.2/30")
+	w := startNetWatcher(t, WithNetNS(tn.ns))
+	addr := mustPrefix("10.123.5.2/30")
+	for range 3 {
+		tn.setUp(t, tn.a, false)
+		expectNetChange(t, w, Change{Kind: LinkDown, Link: "nw0"}, "nw1")
+		tn.setUp(t, tn.a, true)
+		expectNetChange(t, w, Change{Kind: LinkUp, Link: "nw0"}, "nw1")
+		tn.delAddr(t, tn.a, addr.String())
+		expectNetChange(t, w, Change{Kind: AddrRemoved, Link: "nw0", Addr: addr}, "nw1")
+		tn.addAddr(t, tn.a, addr.String())
+		expectNetChange(t, w, Change{Kind: AddrAdded, Link: "nw0", Addr: addr}, "nw1")
+	}
+}
