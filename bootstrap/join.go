@@ -281,10 +281,10 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 	}
 	if res.TableSize == 0 {
 		// Connected, yet nobody entered the table: the node has not joined.
-		logger.Warnw("reached bootstrap or backup peers but the routing table is empty: they may speak no DHT protocol "+
-			"this node runs (e.g. an Amino-only peer and a LAN-only DHT, or the reverse), or the DHT's address filter "+
-			"drops their addresses (loopback or private addresses on a WAN DHT)",
-			"op", op, "connected", len(res.Connected), "elapsed", elapsed)
+		// Result.TableSize says so to the caller, which knows the DHT's
+		// protocols and can name the cause (package resilientdht warns).
+		logger.Infow("reached bootstrap or backup peers but the routing table is still empty", "op", op,
+			"connected", len(res.Connected), "elapsed", elapsed)
 	} else {
 		logger.Infow("joined the DHT", "op", op, "connected", len(res.Connected), "failed", len(res.Failed),
 			"table_size", res.TableSize, "table_connected", b.connectedTablePeers(), "min_peers", minPeers, "elapsed", elapsed)
