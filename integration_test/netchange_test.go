@@ -24,9 +24,9 @@ import (
 
 // The network-change measurement: six resilient-dht nodes in the root network
 // namespace and one victim in a namespace of its own, joined by a veth pair with
-// test-private addresses (10.213.N.1/30 on the root side, 10.213.N.2/30 on the
-// victim's). The test cuts the victim's network in four ways, several times each,
-// and measures from the victim's /healthz:
+// test-private addresses (10.213.N.1-6/28 on the root side, one per node, and
+// 10.213.N.14/28 on the victim's). The test cuts the victim's network in four
+// ways, several times each, and measures from the victim's /healthz:
 //
 //	noticed: from the cut until /healthz stops answering 200
 //	healed:  from the network's return until /healthz answers 200 again
@@ -37,9 +37,9 @@ import (
 //
 // It needs root (network namespaces, veth, tc) and the ip and tc commands; it skips
 // with a message saying so otherwise. Outages are shortened from the 60 s
-// (link 45 s, address and loss 30 s) to keep the run near ten minutes; every
-// "noticed" figure of the old code was either "never" or the muxer's ~30 s
-// keep-alive, which these durations still show.
+// (link 45 s, address and loss 30 s) to keep the run near fifteen minutes; the
+// muxer's ~30 s keep-alive, which noticed the outages before netwatch, still
+// shows within them.
 //
 // RESILIENCE_NETCHANGE_REPS sets the repetitions per case (default 5);
 // RESILIENCE_NETCHANGE_VICTIM_LOG=file saves the victim's output (log level info).
@@ -110,14 +110,14 @@ func TestNetworkChangeTable(t *testing.T) {
 		nodes[i] = n
 	}
 	var bootstrap []string
-	for _, n := range nodes {
-		bootstrap = append(bootstrap, "--bootstrap", fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", lab.rootAddr.Addr(), n.port, n.id))
+	for i, n := range nodes {
+		bootstrap = append(bootstrap, "--bootstrap", fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", lab.rootAddrs[i].Addr(), n.port, n.id))
 	}
 	var addrs []string
 	var procs []*proc
-	for _, n := range nodes {
+	for i, n := range nodes {
 		args := []string{"run", "--identity", n.key, "--data-dir", n.dir, "--mode", "server",
-			"--listen", fmt.Sprintf("/ip4/%s/tcp/%d", lab.rootAddr.Addr(), n.port),
+			"--listen", fmt.Sprintf("/ip4/%s/tcp/%d", lab.rootAddrs[i].Addr(), n.port),
 			"--http", n.http, "--min-peers", strconv.Itoa(netchangeMinPeer), "--log-level", "warn"}
 		for i := 0; i < len(bootstrap); i += 2 {
 			if !strings.HasSuffix(bootstrap[i+1], n.id) {
@@ -314,10 +314,10 @@ func waitFor(t *testing.T, timeout time.Duration, what string, p *proc, cond fun
 
 // netLab is a network namespace joined to the root namespace by a veth pair.
 type netLab struct {
-	ns               string       // namespace name
-	rootIf, victimIf string       // veth ends: root namespace, victim namespace
-	rootAddr         netip.Prefix // 10.213.N.1/30
-	victimAddr       netip.Prefix // 10.213.N.2/30
+	ns               string         // namespace name
+	rootIf, victimIf string         // veth ends: root namespace, victim namespace
+	rootAddrs        []netip.Prefix // 10.213.N.1/28 ... 10.213.N.6/28, one per root node
+	victimAddr       netip.Prefix   // 10.213.N.14/28
 	nsh              netns.NsHandle
 }
 
@@ -336,7 +336,7 @@ func newNetLab(t *testing.T) *netLab {
 	}
 	tag := fmt.Sprintf("rnc%d", os.Getpid()%100000) // veth names must stay under 16 bytes
 	l := &netLab{ns: tag, rootIf: tag + "r", victimIf: tag + "v"}
-	l.rootAddr, l.victimAddr = freeLabSubnet(t)
+	l.rootAddrs, l.victimAddr = freeLabSubnet(t, netchangeNodes)
 
 	if out, err := exec.Command("ip", "netns", "add", l.ns).CombinedOutput(); err != nil {
 		t.Skipf("cannot create a network namespace (ip netns add): %v: %s", err, out)
@@ -352,7 +352,9 @@ func newNetLab(t *testing.T) *netLab {
 	if out, err := exec.Command("ip", "link", "add", l.rootIf, "type", "veth", "peer", "name", l.victimIf, "netns", l.ns).CombinedOutput(); err != nil {
 		t.Skipf("cannot create a veth pair: %v: %s", err, out)
 	}
-	l.cmd(t, "ip", "addr", "add", l.rootAddr.String(), "dev", l.rootIf)
+	for _, a := range l.rootAddrs {
+		l.cmd(t, "ip", "addr", "add", a.String(), "dev", l.rootIf)
+	}
 	l.cmd(t, "ip", "link", "set", l.rootIf, "up")
 	l.ipNS(t, "addr", "add", l.victimAddr.String(), "dev", l.victimIf)
 	l.ipNS(t, "link", "set", l.victimIf, "up")
@@ -367,7 +369,7 @@ func newNetLab(t *testing.T) *netLab {
 
 	// Wait for the pair to pass traffic (veth carrier comes up asynchronously).
 	deadline := time.Now().Add(30 * time.Second)
-	for exec.Command("ip", "netns", "exec", l.ns, "ping", "-c", "1", "-W", "1", l.rootAddr.Addr().String()).Run() != nil {
+	for exec.Command("ip", "netns", "exec", l.ns, "ping", "-c", "1", "-W", "1", l.rootAddrs[0].Addr().String()).Run() != nil {
 		if _, err := exec.LookPath("ping"); err != nil {
 			time.Sleep(time.Second) // no ping: give the carrier a moment
 			break
@@ -377,13 +379,18 @@ func newNetLab(t *testing.T) *netLab {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("lab: namespace %s, %s %s <-> %s %s", l.ns, l.rootIf, l.rootAddr, l.victimIf, l.victimAddr)
+	t.Logf("lab: namespace %s, %s %s <-> %s %s", l.ns, l.rootIf, l.rootAddrs, l.victimIf, l.victimAddr)
 	return l
 }
 
-// freeLabSubnet picks 10.213.N.0/30 with N unused by every address of the root
-// namespace. These addresses exist only on the veth pair this test creates.
-func freeLabSubnet(t *testing.T) (root, victim netip.Prefix) {
+// freeLabSubnet picks 10.213.N.0/28 with N unused by every address of the root
+// namespace, and returns n root addresses (.1, .2, ...) and the victim's (.14).
+// Each root node has an address of its own, as bootstrap peers do: go-libp2p's
+// resource manager limits connections per IP (0.2/s after a burst of 16, which
+// the dialer mirrors), so peers sharing one IP would be reached 5 s apart once
+// the probes of a long outage spent the burst. These addresses exist only on the
+// veth pair this test creates.
+func freeLabSubnet(t *testing.T, n int) (root []netip.Prefix, victim netip.Prefix) {
 	t.Helper()
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -392,7 +399,7 @@ func freeLabSubnet(t *testing.T) (root, victim netip.Prefix) {
 	used := func(n int) bool {
 		blk := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 0}), 24)
 		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && (blk.Overlaps(p)) {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && blk.Overlaps(p) {
 				return true
 			}
 		}
@@ -400,11 +407,14 @@ func freeLabSubnet(t *testing.T) (root, victim netip.Prefix) {
 	}
 	start := rand.IntN(250) + 1
 	for i := range 250 {
-		n := (start+i)%250 + 1
-		if !used(n) {
-			return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 1}), 30),
-				netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(n), 2}), 30)
+		blk := (start+i)%250 + 1
+		if used(blk) {
+			continue
 		}
+		for h := 1; h <= n; h++ {
+			root = append(root, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(blk), byte(h)}), 28))
+		}
+		return root, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 213, byte(blk), 14}), 28)
 	}
 	t.Skip("no free 10.213.N.0/24 block for the test's veth pair")
 	return
