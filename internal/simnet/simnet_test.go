@@ -68,10 +68,13 @@ type watch struct {
 	t0      time.Time
 	first   map[*simnet.Node]time.Duration // since t0
 	counts  []int                          // healthy nodes at each sample, one a second
+
+	progress func(format string, args ...any) // every 30 samples, if set
+	wall0    time.Duration
 }
 
 func newWatch(set []*simnet.Node, healthy func(*simnet.Node) bool) *watch {
-	w := &watch{set: set, healthy: healthy}
+	w := &watch{set: set, healthy: healthy, wall0: wallNow()}
 	w.restart()
 	w.sample()
 	return w
@@ -96,6 +99,9 @@ func (w *watch) sample() bool {
 		}
 	}
 	w.counts = append(w.counts, c)
+	if w.progress != nil && len(w.counts)%30 == 0 {
+		w.progress("%v virtual: %d of %d healthy (%v wall so far)", time.Since(w.t0).Round(time.Second), c, len(w.set), (wallNow() - w.wall0).Round(time.Second))
+	}
 	return c == len(w.set)
 }
 
@@ -327,7 +333,9 @@ func TestBootstrapScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer net.Close()
+		t.Logf("%d nodes started (%v wall)", n, (wallNow() - wall).Round(time.Second))
 		w := newWatch(net.Nodes, isHealthy)
+		w.progress = t.Logf
 		w.untilAll(10 * time.Minute)
 		d := w.times()
 		startWall, startVirtual := wallNow()-wall, time.Since(w.t0)
@@ -391,6 +399,7 @@ func TestCutOff(t *testing.T) {
 			}
 			defer net.Close()
 			all := newWatch(net.Nodes, tableHealthy)
+			all.progress = t.Logf
 			if all.untilAll(10 * time.Minute); len(all.first) < n {
 				t.Fatalf("%s: not every node healthy before the outage: %s", name, pct(all.times(), 50, 90, 100))
 			}
@@ -486,6 +495,7 @@ func TestBootstrapHerd(t *testing.T) {
 				time.Sleep(down)
 				net.Restore(boot...)
 				w := newWatch(net.Nodes, isHealthy)
+				w.progress = t.Logf
 				w.untilAll(15 * time.Minute)
 				d := w.times()
 				var refused int64
