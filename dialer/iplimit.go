@@ -101,14 +101,38 @@ func (l *ipLimiter) bucket(p netip.Prefix) *rate.Limiter {
 	return b
 }
 
-// wait reserves room for a dial to addrs and waits until it is there, or ctx ends.
-func (l *ipLimiter) wait(ctx context.Context, addrs []ma.Multiaddr) error {
+// wait reserves room for a dial to addrs and waits until it is there, or ctx
+// ends. A dial that must leave reserve tokens in each bucket (a probe, see
+// probeReserve) first waits until the bucket holds its own tokens plus the
+// reserve, so that the probes of a long outage cannot spend the burst that the
+// fan-out after the network's return needs.
+func (l *ipLimiter) wait(ctx context.Context, addrs []ma.Multiaddr, reserve int) error {
 	if l == nil {
 		return nil
 	}
 	want := prefixes(addrs)
 	if len(want) == 0 {
 		return nil
+	}
+	reserve = min(reserve, l.burst-1)
+	for reserve > 0 {
+		now := time.Now()
+		var short time.Duration
+		l.mu.Lock()
+		for p, n := range want {
+			need := float64(min(n, l.burst-reserve) + reserve)
+			if have := l.bucket(p).TokensAt(now); have < need {
+				short = max(short, time.Duration((need-have)/float64(l.perSecond)*float64(time.Second)))
+			}
+		}
+		l.mu.Unlock()
+		if short <= 0 {
+			break
+		}
+		log.Debugw("deferring a probe: the per-IP connection rate keeps a reserve for the fan-out", "delay", short)
+		if err := resilience.Sleep(ctx, short); err != nil {
+			return err
+		}
 	}
 	now := time.Now()
 	var delay time.Duration
@@ -131,6 +155,16 @@ func (l *ipLimiter) wait(ctx context.Context, addrs []ma.Multiaddr) error {
 		return err
 	}
 	return nil
+}
+
+// probeReserve is the share of each IP's burst a probe leaves for the dials
+// that follow a successful one (the fan-out to every bootstrap and backup
+// peer, kad-dht's refresh): half of it.
+func (l *ipLimiter) probeReserve() int {
+	if l == nil {
+		return 0
+	}
+	return l.burst / 2
 }
 
 // refused records that the swarm refused a dial to addrs under its rate limit:

@@ -183,7 +183,9 @@ func WithMaxConcurrentDials(n int) Option {
 // limit of the wrapped host (go-libp2p's default: DefaultIPDialRate 0.2/s,
 // DefaultIPDialBurst 16, which is the default here), which refuses dials past
 // it: the Host then defers such dials instead of spending attempts on them. A
-// refusal is never counted against the peer either way. WithIPDialLimit(0, 0)
+// refusal is never counted against the peer either way. Probes leave half of
+// each IP's burst to the dials that follow a successful one (the fan-out after
+// the network's return), waiting rather than spending it. WithIPDialLimit(0, 0)
 // turns the mirror off (refusals still wait). perSecond must be >= 0 and finite,
 // burst >= 1 unless both are 0.
 func WithIPDialLimit(perSecond float64, burst int) Option {

@@ -363,7 +363,7 @@ func (h *Host) round(p *peerDials, r *run, cfg resilience.RetryConfig) error {
 		opts = append(opts, resilience.WithRetryMetrics(h.cfg.retryTracer))
 	}
 	_, err := resilience.RetryTracked(r.ctx, h.mgr.Tracked(id), func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, h.attempt(ctx, p)
+		return struct{}{}, h.attempt(ctx, p, false)
 	}, opts...)
 	switch {
 	case err == nil:
@@ -385,7 +385,7 @@ func (h *Host) probe(p *peerDials, r *run, cfg resilience.RetryConfig) error {
 		return err // cannot happen: profiles are validated when set
 	}
 	h.mgr.RecordAttempt(id)
-	err := h.attempt(r.ctx, p)
+	err := h.attempt(r.ctx, p, true)
 	switch {
 	case err == nil:
 		h.mgr.RecordSuccess(id)
@@ -407,10 +407,11 @@ func (h *Host) probe(p *peerDials, r *run, cfg resilience.RetryConfig) error {
 }
 
 // attempt is one dial of the worker: it waits for the peer's IP addresses to
-// have room under the connection rate limit, takes a slot of the dial gate,
+// have room under the connection rate limit (a probe also for the reserve it
+// leaves to the fan-out after it), takes a slot of the dial gate,
 // dials, and answers the probe waiters. A refusal by the rate limit is no
 // attempt: it waits and dials again.
-func (h *Host) attempt(ctx context.Context, p *peerDials) error {
+func (h *Host) attempt(ctx context.Context, p *peerDials, probe bool) error {
 	select { // a kick that came while the round was not waiting is spent
 	case <-p.kick:
 	default:
@@ -423,7 +424,11 @@ func (h *Host) attempt(ctx context.Context, p *peerDials) error {
 		h.mu.Lock()
 		pi := peer.AddrInfo{ID: p.id, Addrs: p.addrs}
 		h.mu.Unlock()
-		if err := h.ipLimit.wait(ctx, pi.Addrs); err != nil {
+		reserve := 0
+		if probe {
+			reserve = h.ipLimit.probeReserve()
+		}
+		if err := h.ipLimit.wait(ctx, pi.Addrs, reserve); err != nil {
 			return err
 		}
 		if err := h.gate.Acquire(ctx, prio); err != nil {

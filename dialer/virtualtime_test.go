@@ -312,3 +312,40 @@ func TestIPDialLimitSpreadsDialsVirtual(t *testing.T) {
 		}
 	})
 }
+
+// TestProbesLeaveAReserveVirtual: probes to peers that share an IP leave half
+// of the per-IP burst untouched (here 2 of 4 at one per second), so that the
+// fan-out after a successful probe dials at once instead of one a second.
+func TestProbesLeaveAReserveVirtual(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, fh := wrapFake(t, dialer.WithIPDialLimit(1, 4))
+		shared := ma.StringCast("/ip4/10.99.0.1/tcp/4001")
+		start := time.Now()
+		var probes []time.Duration
+		for range 3 {
+			id := randomID(t)
+			if err := h.ConnectOnce(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{shared}}); !errors.Is(err, errDown) {
+				t.Fatalf("probe of a down peer: %v", err)
+			}
+			probes = append(probes, time.Since(start))
+		}
+		if want := []time.Duration{0, 0, time.Second}; !equalDurations(probes, want) {
+			t.Errorf("probes done at %v, want %v: the third waits for the reserve", probes, want)
+		}
+		fanOut := time.Now()
+		var wg sync.WaitGroup
+		for range 2 {
+			id := randomID(t)
+			fh.net.setUp(id, true)
+			wg.Go(func() {
+				if _, err := h.Dial(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{shared}}, dialer.Immediately()); err != nil {
+					t.Errorf("fan-out dial: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if d := time.Since(fanOut); d != 0 {
+			t.Errorf("the fan-out's two dials took %v, want at once from the reserve", d)
+		}
+	})
+}
