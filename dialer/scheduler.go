@@ -428,7 +428,11 @@ func (h *Host) attempt(ctx context.Context, p *peerDials, probe bool) error {
 		if probe {
 			reserve = h.ipLimit.probeReserve()
 		}
-		if err := h.ipLimit.wait(ctx, pi.Addrs, reserve); err != nil {
+		limited := pi.Addrs // what the swarm will dial: the callers' addresses, else the peerstore's
+		if len(limited) == 0 && h.ipLimit != nil {
+			limited = h.inner.Peerstore().Addrs(p.id)
+		}
+		if err := h.ipLimit.wait(ctx, limited, reserve); err != nil {
 			return err
 		}
 		if err := h.gate.Acquire(ctx, prio); err != nil {
@@ -438,7 +442,7 @@ func (h *Host) attempt(ctx context.Context, p *peerDials, probe bool) error {
 		h.gate.Release()
 		if Classify(err) == ClassRateLimited && ctx.Err() == nil {
 			log.Debugw("dial refused by the connection rate limit; waiting, not counted", "peer", p.id, "err", err)
-			if !h.ipLimit.refused(pi.Addrs) {
+			if !h.ipLimit.refused(limited) {
 				if err := resilience.Sleep(ctx, h.rateLimitPause()); err != nil {
 					return err
 				}
