@@ -650,6 +650,9 @@ func TestRecoveryAfterLossIsReportedAtOnce(t *testing.T) {
 			t.Fatal("still healthy after the loss")
 		}
 		time.Sleep(20 * time.Second)
+		n.setLive(2) // the refill passes through Degraded
+		synctest.Wait()
+		time.Sleep(50 * time.Millisecond)
 		back := time.Now()
 		n.setLive(10)
 		synctest.Wait()

@@ -96,7 +96,8 @@ type damper struct {
 	changedAt    time.Time // when reported last changed
 	dir          int       // direction of the last change: +1 better, -1 worse, 0 none yet
 	healthySince time.Time // start of the current run of healthy observations; zero if none
-	healthySeen  bool      // a healthy observation since the reported status last changed
+	lostAt       time.Time // when the reported status last got worse; zero if never
+	healthySeen  bool      // a healthy observation since lostAt
 }
 
 // observe records an observation made at now. It returns the reported status
@@ -128,8 +129,9 @@ func (d *damper) observe(now time.Time, obs Status) (from, to Status, recheckAt 
 	// The first healthy observation after a loss reported at least minDwell
 	// ago is a recovery from a state the node had just lost, not a flap (a
 	// flapping link shows healthy observations while the loss is held or
-	// reported): no healthyFor wait.
-	recovered := firstHealthy && d.dir == -1 && !now.Before(d.changedAt.Add(d.minDwell))
+	// reported): no healthyFor wait. A refill passes through Degraded on its
+	// way, so the rule looks at the loss, not at the last change.
+	recovered := firstHealthy && !d.lostAt.IsZero() && !now.Before(d.lostAt.Add(d.minDwell))
 	if obs == Healthy && !recovered {
 		ready = d.healthySince.Add(d.healthyFor)
 	}
@@ -140,7 +142,9 @@ func (d *damper) observe(now time.Time, obs Status) (from, to Status, recheckAt 
 		return from, from, ready
 	}
 	d.reported, d.changedAt, d.dir = obs, now, dir
-	d.healthySeen = obs == Healthy
+	if dir == -1 {
+		d.lostAt, d.healthySeen = now, false
+	}
 	return from, obs, time.Time{}
 }
 
