@@ -42,6 +42,7 @@ import (
 // shows within them.
 //
 // RESILIENCE_NETCHANGE_REPS sets the repetitions per case (default 5);
+// RESILIENCE_NETCHANGE_SHARED_IP=1 puts every root node on one IP;
 // RESILIENCE_NETCHANGE_VICTIM_LOG=file saves the victim's output (log level info).
 
 const (
@@ -109,15 +110,23 @@ func TestNetworkChangeTable(t *testing.T) {
 		n.http = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		nodes[i] = n
 	}
+	// RESILIENCE_NETCHANGE_SHARED_IP=1 puts every root node on the first address
+	// (several nodes behind one IP, as behind a NAT): go-libp2p's per-IP
+	// connection rate limit then applies to the victim's dials to all of them.
+	rootIP := func(i int) netip.Addr { return lab.rootAddrs[i].Addr() }
+	if os.Getenv("RESILIENCE_NETCHANGE_SHARED_IP") == "1" {
+		rootIP = func(int) netip.Addr { return lab.rootAddrs[0].Addr() }
+		t.Log("every root node on one IP (RESILIENCE_NETCHANGE_SHARED_IP=1)")
+	}
 	var bootstrap []string
 	for i, n := range nodes {
-		bootstrap = append(bootstrap, "--bootstrap", fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", lab.rootAddrs[i].Addr(), n.port, n.id))
+		bootstrap = append(bootstrap, "--bootstrap", fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", rootIP(i), n.port, n.id))
 	}
 	var addrs []string
 	var procs []*proc
 	for i, n := range nodes {
 		args := []string{"run", "--identity", n.key, "--data-dir", n.dir, "--mode", "server",
-			"--listen", fmt.Sprintf("/ip4/%s/tcp/%d", lab.rootAddrs[i].Addr(), n.port),
+			"--listen", fmt.Sprintf("/ip4/%s/tcp/%d", rootIP(i), n.port),
 			"--http", n.http, "--min-peers", strconv.Itoa(netchangeMinPeer), "--log-level", "warn"}
 		for i := 0; i < len(bootstrap); i += 2 {
 			if !strings.HasSuffix(bootstrap[i+1], n.id) {
