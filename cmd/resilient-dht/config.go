@@ -19,6 +19,7 @@ import (
 	"github.com/chiral-network/go-libp2p-resilience/internal/fsutil"
 	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
+	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
 
 // maxConfigFileSize bounds what --config reads (a real config is a few hundred bytes).
@@ -61,7 +62,7 @@ func defaultConfig() config {
 	c.LoopbackOnLanDHT = "auto"
 	c.HTTP = "127.0.0.1:9464"
 	c.LogLevel = "info"
-	c.bootstrapCfg = resilience.ForDHTBootstrap()
+	c.bootstrapCfg = resilientdht.DefaultBootstrapRetry()
 	c.peerCfg = resilience.ForDHTPeer()
 	c.defaultListen = true
 	if dir, err := os.UserConfigDir(); err == nil {
