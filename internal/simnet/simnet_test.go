@@ -19,6 +19,7 @@ import (
 
 	"github.com/chiral-network/go-libp2p-resilience/internal/simnet"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
+	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
 
 func TestMain(m *testing.M) {
@@ -534,4 +535,13 @@ func TestBootstrapHerd(t *testing.T) {
 	}
 	t.Logf("\nsummary over %d seeds from %d: %d nodes, bootstrap nodes down %v, then %d new connections/s each\n| jitter (ForDHTBootstrap) | mean drain | mean drain / the seed's best | mean refused | mean dials per node | runs not drained in 15 min |\n|---|---|---|---|---|---|\n%s",
 		seeds, s, n, down, k, strings.Join(rows, "\n"))
+	// The default must drain within 1.1x of the best strategy.
+	def := resilientdht.DefaultBootstrapRetry().Jitter
+	if i := slices.Index(strategies, def); i >= 0 {
+		if x := sums[i]; x.never > 0 || x.ratio > 1.1 {
+			t.Errorf("the default bootstrap jitter (%s) drained %.2fx as slowly as the best, on average (%d runs never): want within 1.1x", def, x.ratio, x.never)
+		} else {
+			t.Logf("the default bootstrap jitter (%s): %.2fx the best, within 1.1x", def, x.ratio)
+		}
+	}
 }
