@@ -513,7 +513,7 @@ func TestBootstrapHerd(t *testing.T) {
 				rows = append(rows, fmt.Sprintf("| %s | %s | %d | %.1f | %d / %d |", j, pct(d, 50, 90, 99, 100), refused, mean, peakAttempts, peak))
 				series = append(series, simnet.Series{Label: j.String(), Values: w.counts})
 			})
-			t.Logf("seed %d, %s: %v wall", seed, j, time.Since(wall).Round(time.Second))
+			t.Logf("seed %d, %s: %s; %v wall", seed, j, rows[len(rows)-1], time.Since(wall).Round(time.Second))
 		}
 		best := slices.Min(drains)
 		for i, d := range drains {
