@@ -43,7 +43,8 @@ type Config struct {
 	// KadOnly builds kad-dht alone (server mode, the bootstrap peers dialled
 	// once at start, as a user of kad-dht does) instead of resilientdht.New.
 	KadOnly bool
-	// BootstrapRetry replaces resilientdht's ForDHTBootstrap profile.
+	// BootstrapRetry replaces resilientdht's default bootstrap profile
+	// (resilientdht.DefaultBootstrapRetry).
 	BootstrapRetry *resilience.RetryConfig
 	// BootAcceptRate > 0 makes each bootstrap node accept at most this many
 	// new inbound connections per second (bursts of one second's worth).
@@ -57,7 +58,7 @@ type Config struct {
 // use; it must be built, used and closed inside one synctest bubble.
 type Network struct {
 	Nodes []*Node
-	Rand  *rand.Rand // seeded from Config.Seed; for the scenario's choices
+	Rand  *rand.Rand // seeded from Config.Seed, for the scenario's choices; not safe for concurrent use
 
 	cfg   Config
 	sim   *sim.Simnet
