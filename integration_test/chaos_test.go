@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,11 +11,10 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
-	"github.com/chiral-network/go-libp2p-resilience/dialer"
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
 	"github.com/chiral-network/go-libp2p-resilience/internal/testnet"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
+	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
 
 func long(t *testing.T) {
@@ -25,51 +23,35 @@ func long(t *testing.T) {
 	}
 }
 
-// stack is the module's whole stack on one testnet node: dialer, bootstrapper
-// and health monitor, rebuilt on every restart of the node.
+// stack is the module's whole stack on one testnet node, built by
+// resilientdht.New on the node's host and DHT, and rebuilt on every restart of
+// the node.
 type stack struct {
 	node *testnet.Node
-	dh   *dialer.Host
-	boot *bootstrap.Bootstrapper
-	mon  *healthmon.Monitor
+	n    *resilientdht.Node
 }
 
 func (s *stack) build(t *testing.T, bootPeers []peer.AddrInfo, backup string) {
 	t.Helper()
-	var ids []peer.ID
-	for _, p := range bootPeers {
-		ids = append(ids, p.ID)
-	}
 	cfg := resilience.ForDHTBootstrap()
 	cfg.InitialDelay, cfg.MaxDelay = 500*time.Millisecond, 5*time.Second
-	dh, err := dialer.Wrap(s.node.Host(), dialer.WithBootstrapPeers(ids...), dialer.WithBootstrapConfig(cfg))
+	n, err := resilientdht.New(s.node.Host(), resilientdht.WithIpfsDHT(s.node.DHT()),
+		resilientdht.WithBootstrapPeers(bootPeers...), resilientdht.WithBootstrapRetry(cfg),
+		resilientdht.WithBackupFile(backup),
+		resilientdht.WithHealthOptions(healthmon.WithNetWatch(false), healthmon.WithCheckInterval(2*time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot, err := bootstrap.New(dh, bootstrap.DHT(s.node.DHT()), bootPeers, bootstrap.WithRetryConfig(cfg), bootstrap.WithBackupFile(backup), bootstrap.WithSaveInterval(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon, err := healthmon.New(dh, bootstrap.DHT(s.node.DHT()), healthmon.WithRecoverer(boot), healthmon.WithManager(dh.Manager()),
-		healthmon.WithNetWatch(false), healthmon.WithCheckInterval(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.dh, s.boot, s.mon = dh, boot, mon
+	s.n = n
 }
 
-// teardown closes the stack. dialer.Host.Close also closes the node's host;
-// testnet's Stop, which the caller or the test's cleanup runs, closes it again
-// (a no-op) with its DHT.
+// teardown closes the stack: the monitor, the bootstrapper, the DHT and the
+// node's host. testnet's Stop, which the caller or the test's cleanup runs,
+// closes the DHT and the host again (no-ops).
 func (s *stack) teardown() {
-	if s.mon != nil {
-		s.mon.Close()
-		s.boot.Close()
-		s.dh.Close()
-		s.mon, s.boot, s.dh = nil, nil, nil
+	if s.n != nil {
+		s.n.Close()
+		s.n = nil
 	}
 }
 
@@ -99,12 +81,7 @@ func TestChaos(t *testing.T) {
 			s.node.Stop()
 		}
 	})
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	for _, s := range stacks {
-		go s.boot.Bootstrap(ctx) //nolint:errcheck // health is what the test checks
-	}
-	waitAllHealthy(t, stacks, time.Minute)
+	waitAllHealthy(t, stacks, time.Minute) // New runs the startup bootstrap itself
 
 	rng := rand.New(rand.NewPCG(1, seed))
 	end := time.Now().Add(2 * time.Minute)
@@ -178,7 +155,7 @@ func waitAllHealthy(t *testing.T, stacks []*stack, timeout time.Duration) {
 	for {
 		var sick []int
 		for i, s := range stacks {
-			if s.mon == nil || !s.mon.IsHealthy() {
+			if s.n == nil || !s.n.IsHealthy() {
 				sick = append(sick, i)
 			}
 		}
@@ -187,8 +164,8 @@ func waitAllHealthy(t *testing.T, stacks []*stack, timeout time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			for _, i := range sick {
-				if s := stacks[i]; s.mon != nil {
-					t.Logf("node %d: %+v", i, s.mon.LastReport())
+				if s := stacks[i]; s.n != nil {
+					t.Logf("node %d: %+v", i, s.n.Monitor().LastReport())
 				}
 			}
 			t.Fatalf("nodes %v not healthy after %v", sick, timeout)
