@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
@@ -253,7 +253,7 @@ func (b *Bootstrapper) run(ctx context.Context, op string, recovering bool) (Res
 			}
 		case err := <-refreshCh:
 			refreshCh = nil
-			logger.Debugw("routing table refresh ended", "op", op, "size", len(b.rt.ListPeers()), "err", oneLine(err))
+			logger.Debugw("routing table refresh ended", "op", op, "size", len(b.rt.ListPeers()), "err", textutil.ErrLine(err))
 		case <-ticker.C:
 		case <-ctxDone:
 			// Rounds end promptly now; collect them and stop waiting for
@@ -313,13 +313,4 @@ func (b *Bootstrapper) connectedTablePeers() int {
 		}
 	}
 	return n
-}
-
-// oneLine is err's text on one line (kad-dht joins the errors of a refresh
-// with newlines), or "" for nil.
-func oneLine(err error) string {
-	if err == nil {
-		return ""
-	}
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }

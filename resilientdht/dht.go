@@ -156,6 +156,3 @@ func anyPublic(addrs []ma.Multiaddr) bool {
 	}
 	return false
 }
-
-// oneLine flattens a joined error onto one log line.
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

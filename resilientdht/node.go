@@ -19,6 +19,7 @@ import (
 	"github.com/chiral-network/go-libp2p-resilience/bootstrap"
 	"github.com/chiral-network/go-libp2p-resilience/dialer"
 	"github.com/chiral-network/go-libp2p-resilience/healthmon"
+	"github.com/chiral-network/go-libp2p-resilience/internal/textutil"
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
 )
 
@@ -209,7 +210,7 @@ func (n *Node) startupBootstrap(ctx context.Context) {
 	case ctx.Err() != nil:
 		return // closing
 	case err != nil:
-		log.Warnw("startup bootstrap reached no peer; the health monitor keeps trying", "err", oneLine(err))
+		log.Warnw("startup bootstrap reached no peer; the health monitor keeps trying", "err", textutil.ErrLine(err))
 	case res.TableSize == 0 && len(res.Connected) > 0:
 		ids := make([]peer.ID, len(res.Connected))
 		for i, c := range res.Connected {

@@ -37,6 +37,15 @@ func Clip(s string, max int) string {
 	return fmt.Sprintf("%s… (%d bytes)", cut(s, max), len(s))
 }
 
+// ErrLine is err's text for a log line: Clip'ed to 1 KiB, on one line (a
+// joined error spans several), or "" for nil.
+func ErrLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	return Clip(err.Error(), 1024)
+}
+
 func cut(s string, max int) string {
 	i := max
 	for i > 0 && !utf8.RuneStart(s[i]) {

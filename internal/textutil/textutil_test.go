@@ -1,6 +1,7 @@
 package textutil
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -59,5 +60,18 @@ func TestPrintable(t *testing.T) {
 		if !utf8.ValidString(got) {
 			t.Errorf("Printable(%q) is not valid UTF-8", in)
 		}
+	}
+}
+
+func TestErrLine(t *testing.T) {
+	if got := ErrLine(nil); got != "" {
+		t.Errorf("ErrLine(nil) = %q, want empty", got)
+	}
+	joined := errors.Join(errors.New("a"), errors.New("b"))
+	if got := ErrLine(joined); got != "a; b" {
+		t.Errorf("ErrLine(joined) = %q, want one line %q", got, "a; b")
+	}
+	if got := ErrLine(errors.New(strings.Repeat("x", 5000))); len(got) > 1100 || !strings.HasSuffix(got, "(5000 bytes)") {
+		t.Errorf("ErrLine of a 5000-byte error = %d bytes, want it clipped to about 1 KiB", len(got))
 	}
 }
