@@ -43,7 +43,6 @@ type peerDials struct {
 
 	addrs  []ma.Multiaddr          // h.mu; replaced, never modified in place
 	cfg    *resilience.RetryConfig // h.mu; profile asked for by the first round waiter, nil = the peer's
-	prio   resilience.Priority     // h.mu; highest priority asked for since the run started
 	vals   context.Context         // h.mu; the first waiter's context values
 	rounds map[*waiter]struct{}    // h.mu; waiting for the round's end
 	probes map[*waiter]struct{}    // h.mu; waiting for the next dial's end
@@ -177,7 +176,6 @@ func (h *Host) join(ctx context.Context, pi peer.AddrInfo, req request) (*peerDi
 			rounds: make(map[*waiter]struct{}),
 			probes: make(map[*waiter]struct{}),
 			vals:   context.WithoutCancel(ctx),
-			prio:   req.prio,
 		}
 		h.peers[pi.ID] = p
 		h.wg.Add(1)
@@ -188,7 +186,6 @@ func (h *Host) join(ctx context.Context, pi peer.AddrInfo, req request) (*peerDi
 	if len(pi.Addrs) > 0 {
 		p.addrs = mergeAddrs(p.addrs, pi.Addrs)
 	}
-	p.prio = max(p.prio, req.prio)
 	w := &waiter{done: make(chan struct{}), dials: p.dials, prio: req.prio}
 	if req.probe {
 		p.probes[w] = struct{}{}
@@ -216,7 +213,6 @@ func (h *Host) leave(p *peerDials, w *waiter) uint32 {
 	}
 	delete(p.rounds, w)
 	delete(p.probes, w)
-	p.prio = p.waitersPriority()
 	if len(p.rounds) == 0 && len(p.probes) == 0 && p.run != nil && !p.run.abandoned {
 		p.run.abandoned = true
 		p.run.cancel(errAbandoned)
@@ -312,7 +308,6 @@ func (h *Host) work(p *peerDials) {
 		if err == nil {
 			h.finishLocked(p, p.probes, nil) // connected: no dial needed
 		}
-		p.prio = p.waitersPriority()
 		h.mu.Unlock()
 	}
 }
@@ -418,7 +413,7 @@ func (h *Host) attempt(ctx context.Context, p *peerDials, probe bool) error {
 	}
 	h.mu.Lock()
 	p.waiting = false
-	prio := p.prio
+	prio := p.waitersPriority() // a round dials at the highest priority asked for
 	h.mu.Unlock()
 	for {
 		h.mu.Lock()
