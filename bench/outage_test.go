@@ -18,7 +18,6 @@ import (
 	"github.com/ipfs/boxo/bootstrap"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -140,8 +139,8 @@ func runOutages(t *testing.T, run int, outages []time.Duration, rng *mrand.Rand)
 	}
 	mod := newModuleVictim(t, boots)
 	kubo := newKuboVictim(t, boots)
-	mod.g.block(kubo.h.ID())
-	kubo.g.block(mod.h.ID())
+	mod.g.Block(kubo.h.ID())
+	kubo.g.Block(mod.h.ID())
 	victims := []*victim{mod, kubo}
 	for _, v := range victims {
 		for _, nd := range nodes {
@@ -156,13 +155,13 @@ func runOutages(t *testing.T, run int, outages []time.Duration, rng *mrand.Rand)
 	mod.afterConnect(t)
 	kubo.afterConnect(t)
 	for _, v := range victims {
-		v.startWorkload(t)
+		testnet.StartLookups(t, v.d, 10*time.Second)
 	}
 
 	var out []sample
 	for _, outage := range outages {
 		for _, v := range victims {
-			testnet.WaitFor(t, recoveryCap, v.name+" healthy before the outage", func() bool { return v.live() >= minPeers })
+			testnet.WaitFor(t, recoveryCap, v.name+" healthy before the outage", func() bool { return testnet.LiveTablePeers(v.h, v.d) >= minPeers })
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(30 * time.Second))))
 		var d0 []dialCounts
@@ -171,7 +170,7 @@ func runOutages(t *testing.T, run int, outages []time.Duration, rng *mrand.Rand)
 		}
 		var wg sync.WaitGroup
 		for _, v := range victims {
-			wg.Go(v.isolate)
+			wg.Go(func() { testnet.Isolate(v.h, v.g) })
 		}
 		wg.Wait()
 		time.Sleep(outage)
@@ -181,14 +180,14 @@ func runOutages(t *testing.T, run int, outages []time.Duration, rng *mrand.Rand)
 		}
 		back := time.Now()
 		for _, v := range victims {
-			v.g.blockAll.Store(false)
+			v.g.BlockAll(false)
 		}
 		res := make([]sample, len(victims))
 		for i, v := range victims {
 			wg.Go(func() {
 				s := sample{run: run, contender: v.name, outage: outage, recovered: -1, dials: d1[i].minus(d0[i])}
 				for deadline := back.Add(recoveryCap); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-					if v.live() >= minPeers {
+					if testnet.LiveTablePeers(v.h, v.d) >= minPeers {
 						s.recovered = time.Since(back)
 						break
 					}
@@ -270,7 +269,7 @@ type victim struct {
 	name string
 	h    host.Host
 	d    *dht.IpfsDHT
-	g    *countingGater
+	g    *testnet.Gater
 
 	own    atomic.Int64 // dials of the resilience layer (this module: dialer; kubo: bootstrapper)
 	probes atomic.Int64 // this module: the monitor's probes
@@ -279,11 +278,11 @@ type victim struct {
 }
 
 func (v *victim) counts() dialCounts {
-	total, own, probes := v.g.dials.Load(), v.own.Load(), v.probes.Load()
+	total, own, probes := v.g.Dials(), v.own.Load(), v.probes.Load()
 	return dialCounts{total: total, probes: probes, rounds: own - probes, kademla: total - own}
 }
 
-func newRawHost(t *testing.T, g *countingGater) host.Host {
+func newRawHost(t *testing.T, g *testnet.Gater) host.Host {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -320,7 +319,7 @@ func loopbackDHT() []dht.Option {
 // newModuleVictim runs this module as a user would: resilientdht.New with its
 // defaults on a plain kad-dht (loopback addresses kept).
 func newModuleVictim(t *testing.T, boots []peer.AddrInfo) *victim {
-	g := &countingGater{}
+	g := &testnet.Gater{}
 	h := newRawHost(t, g)
 	v := &victim{name: "this module", g: g}
 	node, err := resilientdht.New(h,
@@ -352,7 +351,7 @@ func newModuleVictim(t *testing.T, boots []peer.AddrInfo) *victim {
 // config, backup peers saved from the connected peers and loaded from memory
 // (kubo keeps them in its config file), kad-dht given the bootstrap peers.
 func newKuboVictim(t *testing.T, boots []peer.AddrInfo) *victim {
-	g := &countingGater{}
+	g := &testnet.Gater{}
 	h := newRawHost(t, g)
 	d, err := dht.New(h, append(loopbackDHT(), dht.BootstrapPeers(boots...))...)
 	if err != nil {
@@ -422,83 +421,3 @@ func (probeCounter) StatusChanged(_, _ healthmon.Status)  {}
 func (c probeCounter) ProbeCompleted(bool)                { c.n.Add(1) }
 func (probeCounter) RecoveryStarted(healthmon.Trigger)    {}
 func (probeCounter) RecoveryCompleted(bool)               {}
-
-// live counts the routing-table peers the victim is connected to.
-func (v *victim) live() int {
-	n := 0
-	for _, p := range v.d.RoutingTable().ListPeers() {
-		if v.h.Network().Connectedness(p) == network.Connected {
-			n++
-		}
-	}
-	return n
-}
-
-// isolate refuses every dial and accept and closes every connection.
-func (v *victim) isolate() {
-	v.g.blockAll.Store(true)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		conns := v.h.Network().Conns()
-		if len(conns) == 0 {
-			return
-		}
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// startWorkload looks up a random key every 10 s until the test ends.
-func (v *victim) startWorkload(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		tick := time.NewTicker(10 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			key := make([]byte, 16)
-			_, _ = rand.Read(key)
-			qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
-			_, _ = v.d.GetClosestPeers(qctx, string(key))
-			qcancel()
-		}
-	})
-}
-
-// countingGater counts peer dial attempts and refuses blocked peers, or
-// everything while blockAll is set.
-type countingGater struct {
-	blockAll atomic.Bool
-	blocked  sync.Map // peer.ID -> struct{}
-	dials    atomic.Int64
-}
-
-func (g *countingGater) block(p peer.ID) { g.blocked.Store(p, struct{}{}) }
-
-func (g *countingGater) allows(p peer.ID) bool {
-	_, blocked := g.blocked.Load(p)
-	return !g.blockAll.Load() && !blocked
-}
-
-func (g *countingGater) InterceptPeerDial(p peer.ID) bool {
-	g.dials.Add(1)
-	return g.allows(p)
-}
-func (g *countingGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allows(p) }
-func (g *countingGater) InterceptAccept(network.ConnMultiaddrs) bool      { return !g.blockAll.Load() }
-func (g *countingGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.allows(p)
-}
-func (g *countingGater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
-	return g.allows(c.RemotePeer()), 0
-}

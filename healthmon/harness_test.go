@@ -8,13 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -81,8 +79,8 @@ func TestRecoveryHarness(t *testing.T) {
 
 	mon := newVictim(t, "monitor", bootPeers)
 	base := newVictim(t, "kad-dht alone", bootPeers)
-	mon.g.block(base.h.ID())
-	base.g.block(mon.h.ID())
+	mon.g.Block(base.h.ID())
+	base.g.Block(mon.h.ID())
 	for _, v := range []*victim{mon, base} {
 		for _, nd := range nodes {
 			ctx, cancel := context.WithTimeout(context.Background(), testnet.ConnectTimeout)
@@ -122,7 +120,7 @@ func TestRecoveryHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []*victim{mon, base} {
-		v.startWorkload(t)
+		testnet.StartLookups(t, v.d, 10*time.Second)
 	}
 
 	type result struct {
@@ -137,24 +135,24 @@ func TestRecoveryHarness(t *testing.T) {
 	var results []result
 	for _, outage := range outages {
 		for _, v := range []*victim{mon, base} {
-			waitUntil(t, v.name+" healthy before the outage", func() bool { return v.live() >= minPeers })
+			waitUntil(t, v.name+" healthy before the outage", func() bool { return testnet.LiveTablePeers(v.h, v.d) >= minPeers })
 		}
 		for len(sub) > 0 {
 			<-sub
 		}
 		start := time.Now()
-		d0 := [2]int64{mon.g.dials.Load(), base.g.dials.Load()}
+		d0 := [2]int64{mon.g.Dials(), base.g.Dials()}
 		var wg sync.WaitGroup
 		for _, v := range []*victim{mon, base} {
-			wg.Go(v.isolate)
+			wg.Go(func() { testnet.Isolate(v.h, v.g) })
 		}
 		wg.Wait()
 		time.Sleep(outage)
-		d1 := [2]int64{mon.g.dials.Load(), base.g.dials.Load()}
+		d1 := [2]int64{mon.g.Dials(), base.g.Dials()}
 		back := time.Now()
 		recDials := len(rec.probesSince(start))
-		mon.g.blockAll.Store(false)
-		base.g.blockAll.Store(false)
+		mon.g.BlockAll(false)
+		base.g.BlockAll(false)
 
 		var mu sync.Mutex
 		runResults := make([]result, 2)
@@ -163,13 +161,13 @@ func TestRecoveryHarness(t *testing.T) {
 				r := result{victim: v.name, outage: outage, recovered: -1, reported: -1, recDials: -1, dialsOutage: d1[i] - d0[i]}
 				deadline := back.Add(recoveryCap)
 				for time.Now().Before(deadline) {
-					if v.live() >= minPeers {
+					if testnet.LiveTablePeers(v.h, v.d) >= minPeers {
 						r.recovered = time.Since(back)
 						break
 					}
 					time.Sleep(50 * time.Millisecond)
 				}
-				r.dialsRecovery = v.g.dials.Load() - d1[i]
+				r.dialsRecovery = v.g.Dials() - d1[i]
 				mu.Lock()
 				runResults[i] = r
 				mu.Unlock()
@@ -227,7 +225,7 @@ type victim struct {
 	name string
 	h    host.Host
 	d    *dht.IpfsDHT
-	g    *countingGater
+	g    *testnet.Gater
 }
 
 func newVictim(t *testing.T, name string, bootstrap []peer.AddrInfo) *victim {
@@ -240,7 +238,7 @@ func newVictim(t *testing.T, name string, bootstrap []peer.AddrInfo) *victim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &countingGater{}
+	g := &testnet.Gater{}
 	h, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
@@ -267,32 +265,6 @@ func newVictim(t *testing.T, name string, bootstrap []peer.AddrInfo) *victim {
 	return &victim{name: name, h: h, d: d, g: g}
 }
 
-// live counts the routing-table peers the victim is connected to.
-func (v *victim) live() int {
-	n := 0
-	for _, p := range v.d.RoutingTable().ListPeers() {
-		if v.h.Network().Connectedness(p) == network.Connected {
-			n++
-		}
-	}
-	return n
-}
-
-// isolate refuses every dial and accept and closes every connection.
-func (v *victim) isolate() {
-	v.g.blockAll.Store(true)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		conns := v.h.Network().Conns()
-		if len(conns) == 0 {
-			return
-		}
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (v *victim) reconnect(t *testing.T, peers []peer.AddrInfo) {
 	for _, pi := range peers {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -302,58 +274,4 @@ func (v *victim) reconnect(t *testing.T, peers []peer.AddrInfo) {
 		cancel()
 	}
 	<-v.d.RefreshRoutingTable()
-}
-
-// startWorkload looks up a random key every 10 s until the test ends.
-func (v *victim) startWorkload(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		tick := time.NewTicker(10 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			key := make([]byte, 16)
-			_, _ = rand.Read(key)
-			qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
-			_, _ = v.d.GetClosestPeers(qctx, string(key))
-			qcancel()
-		}
-	})
-}
-
-// countingGater counts peer dial attempts and refuses blocked peers, or everything
-// while blockAll is set.
-type countingGater struct {
-	blockAll atomic.Bool
-	blocked  sync.Map // peer.ID -> struct{}
-	dials    atomic.Int64
-}
-
-func (g *countingGater) block(p peer.ID) { g.blocked.Store(p, struct{}{}) }
-
-func (g *countingGater) allows(p peer.ID) bool {
-	_, blocked := g.blocked.Load(p)
-	return !g.blockAll.Load() && !blocked
-}
-
-func (g *countingGater) InterceptPeerDial(p peer.ID) bool {
-	g.dials.Add(1)
-	return g.allows(p)
-}
-func (g *countingGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allows(p) }
-func (g *countingGater) InterceptAccept(network.ConnMultiaddrs) bool      { return !g.blockAll.Load() }
-func (g *countingGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.allows(p)
-}
-func (g *countingGater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
-	return g.allows(c.RemotePeer()), 0
 }

@@ -151,19 +151,7 @@ func dhtNetwork(t *testing.T, n, minPeers int) []*testnet.Node {
 
 // liveTablePeers counts nd's routing-table peers it is connected to, as the
 // monitor does.
-func liveTablePeers(nd *testnet.Node) int {
-	h, d := nd.Host(), nd.DHT()
-	if h == nil || d == nil {
-		return 0
-	}
-	live := 0
-	for _, p := range d.RoutingTable().ListPeers() {
-		if h.Network().Connectedness(p) == network.Connected {
-			live++
-		}
-	}
-	return live
-}
+func liveTablePeers(nd *testnet.Node) int { return testnet.LiveTablePeers(nd.Host(), nd.DHT()) }
 
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -26,6 +27,7 @@ import (
 //     and see its Connect succeed; the conn is closed right after and this
 //     side never registers it.
 type Gater struct {
+	dials   atomic.Int64 // InterceptPeerDial calls: the host's dial attempts
 	mu      sync.RWMutex
 	all     bool
 	blocked map[peer.ID]struct{}
@@ -70,8 +72,16 @@ func (g *Gater) Allows(p peer.ID) bool {
 	return !g.all && !blocked
 }
 
-// InterceptPeerDial implements connmgr.ConnectionGater.
-func (g *Gater) InterceptPeerDial(p peer.ID) bool { return g.Allows(p) }
+// InterceptPeerDial implements connmgr.ConnectionGater. It runs once for
+// every dial the host attempts to a peer it is not connected to (before the
+// swarm's own dial backoff), so Dials counts them.
+func (g *Gater) InterceptPeerDial(p peer.ID) bool {
+	g.dials.Add(1)
+	return g.Allows(p)
+}
+
+// Dials returns how many dials the host has attempted through the gater.
+func (g *Gater) Dials() int64 { return g.dials.Load() }
 
 // InterceptAddrDial implements connmgr.ConnectionGater.
 func (g *Gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.Allows(p) }

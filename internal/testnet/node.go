@@ -301,13 +301,19 @@ func (n *Node) Stop() {
 // across restarts) and all current connections are closed. Peers that dialed
 // it meanwhile keep it in their swarm dial backoff; Connect bypasses that.
 func (n *Node) Isolate() {
-	n.gater.BlockAll(true)
-	h := n.Host()
-	if h == nil {
-		return
+	if h := n.Host(); h != nil {
+		Isolate(h, n.gater)
+	} else {
+		n.gater.BlockAll(true)
 	}
-	// A conn that was mid-upgrade when BlockAll went in may still land in the
-	// swarm after the first sweep, so sweep until none is left.
+}
+
+// Isolate cuts h off through its gater g: g refuses every dial and accept,
+// and h's connections are closed — swept until none is left, as a conn that
+// was mid-upgrade when BlockAll went in may still land in the swarm after
+// the first sweep (for at most 10 s).
+func Isolate(h host.Host, g *Gater) {
+	g.BlockAll(true)
 	deadline := time.Now().Add(isolateTimeout)
 	for {
 		conns := h.Network().Conns()
@@ -318,7 +324,7 @@ func (n *Node) Isolate() {
 			_ = c.Close()
 		}
 		if time.Now().After(deadline) {
-			log.Warnw("isolate: connections remain", "peer", n.id, "count", len(h.Network().Conns()))
+			log.Warnw("isolate: connections remain", "peer", h.ID(), "count", len(h.Network().Conns()))
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
