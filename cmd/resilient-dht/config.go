@@ -22,6 +22,9 @@ import (
 	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
 
+// maxConns bounds --conns-high: far beyond what a node's file descriptors allow.
+const maxConns = 1_000_000
+
 // maxConfigFileSize bounds what --config reads (a real config is a few hundred bytes).
 const maxConfigFileSize = 1 << 20
 
@@ -33,6 +36,8 @@ type config struct {
 	Identity      string   `json:"identity,omitempty"`
 	DataDir       string   `json:"data_dir,omitempty"`
 	MinPeers      int      `json:"min_peers,omitempty"`
+	ConnsLow      int      `json:"conns_low,omitempty"`
+	ConnsHigh     int      `json:"conns_high,omitempty"`
 	Mode          string   `json:"mode,omitempty"`
 	DHT           string   `json:"dht,omitempty"`
 	HTTP          string   `json:"http,omitempty"`
@@ -93,7 +98,7 @@ type runFlags struct {
 	bootstrapFile, identity, dataDir, mode, dht, http string
 	loopbackOnLanDHT                                  string
 	logLevel                                          string
-	minPeers                                          int
+	minPeers, connsLow, connsHigh                     int
 }
 
 func (f *runFlags) define(fs *flag.FlagSet) {
@@ -106,6 +111,8 @@ func (f *runFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "`dir`ectory for backup peers")
 	f.minPeers = d.MinPeers
 	fs.Var(decimalInt{&f.minPeers}, "min-peers", "`number` of routing-table peers needed to be healthy (decimal digits)")
+	fs.Var(decimalInt{&f.connsLow}, "conns-low", fmt.Sprintf("connection manager low water: trimming keeps this `number` of connections (decimal digits; 0: the default, %d or --min-peers if larger)", resilientdht.DefaultConnsLow))
+	fs.Var(decimalInt{&f.connsHigh}, "conns-high", fmt.Sprintf("connection manager high water: above this `number` of connections, trim down to --conns-low (decimal digits; 0: the default, %d or --conns-low if larger)", resilientdht.DefaultConnsHigh))
 	fs.StringVar(&f.mode, "mode", d.Mode, "DHT mode: server, client or auto")
 	fs.StringVar(&f.dht, "dht", d.DHT, "which DHT: dual (WAN + LAN, as kubo), wan or lan (lan runs as a server unless --mode client)")
 	fs.StringVar(&f.loopbackOnLanDHT, "loopback-addresses-on-lan-dht", d.LoopbackOnLanDHT, "keep loopback addresses in the LAN DHT (kubo's Routing.LoopbackAddressesOnLanDHT): auto (when listen and bootstrap addresses are all loopback), true or false")
@@ -141,6 +148,10 @@ func (f *runFlags) load(fs *flag.FlagSet) (config, error) {
 			c.DataDir = f.dataDir
 		case "min-peers":
 			c.MinPeers = f.minPeers
+		case "conns-low":
+			c.ConnsLow = f.connsLow
+		case "conns-high":
+			c.ConnsHigh = f.connsHigh
 		case "mode":
 			c.Mode = f.mode
 		case "dht":
@@ -246,6 +257,22 @@ func (c *config) validate() error {
 	}
 	if c.MinPeers < 1 || c.MinPeers > 1000 {
 		return fmt.Errorf("--min-peers %d: must be between 1 and 1000", c.MinPeers)
+	}
+	// Unset limits follow the ones set: the defaults, raised to --min-peers
+	// and to --conns-low.
+	if c.ConnsLow == 0 {
+		c.ConnsLow = max(resilientdht.DefaultConnsLow, c.MinPeers)
+	}
+	if c.ConnsHigh == 0 {
+		c.ConnsHigh = max(resilientdht.DefaultConnsHigh, c.ConnsLow)
+	}
+	switch {
+	case c.ConnsHigh < 1 || c.ConnsHigh > maxConns:
+		return fmt.Errorf("--conns-high %d: must be between 1 and %d", c.ConnsHigh, maxConns)
+	case c.ConnsLow > c.ConnsHigh:
+		return fmt.Errorf("--conns-low %d: must not be above --conns-high (%d)", c.ConnsLow, c.ConnsHigh)
+	case c.ConnsLow < c.MinPeers:
+		return fmt.Errorf("--conns-low %d: must be at least --min-peers (%d): trimming below it could close the connections the node's health counts", c.ConnsLow, c.MinPeers)
 	}
 	switch c.Mode {
 	case "server", "client", "auto":

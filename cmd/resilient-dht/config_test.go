@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chiral-network/go-libp2p-resilience/resilience"
+	"github.com/chiral-network/go-libp2p-resilience/resilientdht"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -95,12 +96,38 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{[]string{"--http", "nonsense"}, `--http "nonsense"`},
 		{[]string{"--log-level", "chatty"}, `--log-level "chatty"`},
 		{[]string{"--min-peers", "5000"}, "--min-peers 5000"},
+		{[]string{"--conns-low", "2"}, "--conns-low 2: must be at least --min-peers (4)"},
+		{[]string{"--conns-low", "-1"}, "--conns-low -1"},
+		{[]string{"--conns-low", "100", "--conns-high", "50"}, "--conns-low 100: must not be above --conns-high (50)"},
+		{[]string{"--conns-high", "2000000"}, "--conns-high 2000000"},
+		{[]string{"--config", file("conns.json", `{"conns_high": 10}`)}, "--conns-low 32: must not be above --conns-high (10)"},
 		{[]string{"--listen", "tcp://x"}, `--listen "tcp://x"`},
 	}
 	for _, tt := range tests {
 		_, err := loadArgs(t, tt.args...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: error %v, want it to mention %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// Connection limits left unset follow the ones set: the defaults, raised to
+// --min-peers and to --conns-low.
+func TestConnLimitsFollow(t *testing.T) {
+	for _, tt := range []struct {
+		args      []string
+		low, high int
+	}{
+		{nil, resilientdht.DefaultConnsLow, resilientdht.DefaultConnsHigh},
+		{[]string{"--min-peers", "40"}, 40, resilientdht.DefaultConnsHigh},
+		{[]string{"--conns-low", "200"}, 200, 200},
+		{[]string{"--conns-high", "400", "--conns-low", "100"}, 100, 400},
+		{[]string{"--min-peers", "500"}, 500, 500},
+	} {
+		args := append([]string{"--identity", "/tmp/k", "--data-dir", "/tmp/d", "--bootstrap", testPeer}, tt.args...)
+		c, err := loadArgs(t, args...)
+		if err != nil || c.ConnsLow != tt.low || c.ConnsHigh != tt.high {
+			t.Errorf("%v: limits %d/%d, %v; want %d/%d", tt.args, c.ConnsLow, c.ConnsHigh, err, tt.low, tt.high)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,6 +31,8 @@ type nodeConfig struct {
 	dhtKind        string // "dual", "wan", "lan", or "plain" (demo: one DHT, loopback allowed)
 	loopbackOnLan  string // "auto", "true" or "false" (--loopback-addresses-on-lan-dht)
 	minPeers       int
+	connsLow       int // connection manager watermarks (0: resilientdht's defaults)
+	connsHigh      int
 	bootstrapCfg   resilience.RetryConfig
 	peerCfg        resilience.RetryConfig
 	backupFile     string // "" = no backup peers
@@ -98,7 +99,11 @@ func newNode(c nodeConfig) (*node, error) {
 // newHost builds the libp2p host: the key, a connection manager, metrics
 // (or none), the extra options, and a listener on every address.
 func newHost(c nodeConfig) (host.Host, error) {
-	cm, err := connmgr.NewConnManager(100, 400)
+	low, high := c.connsLow, c.connsHigh
+	if high == 0 {
+		low, high = resilientdht.DefaultConnsLow, resilientdht.DefaultConnsHigh
+	}
+	cm, err := resilientdht.NewConnManager(low, high)
 	if err != nil {
 		return nil, err
 	}

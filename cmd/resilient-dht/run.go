@@ -77,6 +77,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		dhtKind:        cfg.DHT,
 		loopbackOnLan:  cfg.LoopbackOnLanDHT,
 		minPeers:       cfg.MinPeers,
+		connsLow:       cfg.ConnsLow,
+		connsHigh:      cfg.ConnsHigh,
 		bootstrapCfg:   cfg.bootstrapCfg,
 		peerCfg:        cfg.peerCfg,
 		tolerateListen: cfg.defaultListen,

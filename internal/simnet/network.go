@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/x/simlibp2p"
 	sim "github.com/marcopolo/simnet"
@@ -52,6 +51,11 @@ type Config struct {
 	// resource manager refuses a connection (its ConnContext hook on the
 	// QUIC listener): the dialer gets CONNECTION_REFUSED at once.
 	BootAcceptRate float64
+	// JoinOver > 0 starts the bootstrap nodes at once and the others one by
+	// one, evenly spread over JoinOver (a fleet rolling out), in the
+	// background: New returns at once, Joined tells when all have started.
+	// 0 starts every node before New returns, all at the same instant.
+	JoinOver time.Duration
 }
 
 // Network is a running simulated network. Its methods are safe for concurrent
@@ -66,6 +70,10 @@ type Network struct {
 
 	mu  sync.RWMutex
 	cut map[string]bool // IPs whose packets are lost
+
+	joined   chan struct{} // closed when every node has started (or one failed)
+	joinErr  error         // set before joined closes
+	stopJoin chan struct{} // closed by Close
 }
 
 // Node is one simulated node.
@@ -82,6 +90,9 @@ type Node struct {
 	rd    *resilientdht.Node // nil with KadOnly
 	kad   *dht.IpfsDHT       // the table health counts
 	gater *countingGater
+
+	started time.Time   // written before up is set
+	up      atomic.Bool // the fields above are set and safe to read
 }
 
 // cutLatency is the latency of a lost packet: longer than any scenario, so
@@ -127,17 +138,54 @@ func New(cfg Config) (*Network, error) {
 		ip := sim.IntToPublicIPv4(i)
 		n.Nodes = append(n.Nodes, &Node{
 			Index: i, ID: id, Boot: i < cfg.BootNodes, net: n, ip: ip, key: priv,
+			gater: &countingGater{start: n.start},
 			addr: ma.StringCast(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", ip)),
 		})
 	}
 	n.sim.Start()
-	for _, nd := range n.Nodes {
+	n.joined, n.stopJoin = make(chan struct{}), make(chan struct{})
+	first := len(n.Nodes)
+	if cfg.JoinOver > 0 {
+		first = cfg.BootNodes
+	}
+	for _, nd := range n.Nodes[:first] {
 		if err := nd.start(); err != nil {
+			close(n.joined)
 			n.Close()
 			return nil, fmt.Errorf("simnet: node %d: %w", nd.Index, err)
 		}
 	}
+	if first == len(n.Nodes) {
+		close(n.joined)
+		return n, nil
+	}
+	go n.join(n.Nodes[first:], cfg.JoinOver/time.Duration(len(n.Nodes)-first))
 	return n, nil
+}
+
+// join starts the nodes one every gap; Close stops it.
+func (n *Network) join(nodes []*Node, gap time.Duration) {
+	defer close(n.joined)
+	t := time.NewTicker(gap)
+	defer t.Stop()
+	for _, nd := range nodes {
+		select {
+		case <-n.stopJoin:
+			return
+		case <-t.C:
+		}
+		if err := nd.start(); err != nil {
+			n.joinErr = fmt.Errorf("simnet: node %d: %w", nd.Index, err)
+			return
+		}
+	}
+}
+
+// Joined waits until every node has started (at once without
+// Config.JoinOver) and returns the error of a node that failed to.
+func (n *Network) Joined() error {
+	<-n.joined
+	return n.joinErr
 }
 
 func seedBytes(seed uint64) [32]byte {
@@ -175,13 +223,23 @@ func (n *Network) BootPeers() []peer.AddrInfo {
 	return out
 }
 
+// start builds and starts the node's host and DHT stack; on success the
+// node is Up.
 func (nd *Node) start() error {
+	if err := nd.build(); err != nil {
+		return err
+	}
+	nd.up.Store(true)
+	return nil
+}
+
+func (nd *Node) build() error {
 	n := nd.net
-	cm, err := connmgr.NewConnManager(100, 400) // resilient-dht's
+	nd.started = time.Now()
+	cm, err := resilientdht.NewConnManager(resilientdht.DefaultConnsLow, resilientdht.DefaultConnsHigh) // resilient-dht's
 	if err != nil {
 		return err
 	}
-	nd.gater = &countingGater{start: n.start}
 	if nd.Boot && n.cfg.BootAcceptRate > 0 {
 		nd.gater.limit = rate.NewLimiter(rate.Limit(n.cfg.BootAcceptRate), max(1, int(n.cfg.BootAcceptRate)))
 	}
@@ -259,7 +317,7 @@ func without(peers []peer.AddrInfo, id peer.ID) []peer.AddrInfo {
 // Healthy reports the node's health: its monitor's verdict, or with KadOnly
 // the monitor's measure taken directly (TableHealthy).
 func (nd *Node) Healthy() bool {
-	if nd.host == nil {
+	if !nd.Up() {
 		return false
 	}
 	if nd.rd != nil {
@@ -272,11 +330,14 @@ func (nd *Node) Healthy() bool {
 // of its routing-table peers: the health monitor's measure, taken directly
 // (no dwell, no check cadence), the same for both stacks.
 func (nd *Node) TableHealthy() bool {
-	return nd.host != nil && nd.TablePeersConnected() >= nd.net.cfg.MinPeers
+	return nd.Up() && nd.TablePeersConnected() >= nd.net.cfg.MinPeers
 }
 
 // TablePeersConnected counts routing-table peers the node is connected to.
 func (nd *Node) TablePeersConnected() int {
+	if !nd.Up() {
+		return 0
+	}
 	c := 0
 	for _, p := range nd.kad.RoutingTable().ListPeers() {
 		if nd.host.Network().Connectedness(p) == network.Connected {
@@ -284,6 +345,17 @@ func (nd *Node) TablePeersConnected() int {
 		}
 	}
 	return c
+}
+
+// Up reports whether the node has started (see Config.JoinOver).
+func (nd *Node) Up() bool { return nd.up.Load() }
+
+// Started is when the node started; zero until it is Up.
+func (nd *Node) Started() time.Time {
+	if !nd.Up() {
+		return time.Time{}
+	}
+	return nd.started
 }
 
 // Dials is the number of outbound dials the node's swarm started.
@@ -323,8 +395,13 @@ func (n *Network) setCut(on bool, nodes []*Node) {
 
 // Close stops every node and the network.
 func (n *Network) Close() {
+	close(n.stopJoin)
+	<-n.joined
 	var wg sync.WaitGroup
 	for _, nd := range n.Nodes {
+		if !nd.Up() {
+			continue
+		}
 		wg.Go(func() {
 			switch {
 			case nd.rd != nil:
@@ -406,4 +483,12 @@ func (g *countingGater) peak(m *map[int64]int) int {
 		p = max(p, c)
 	}
 	return p
+}
+
+// Conns is the number of connections the node has open.
+func (nd *Node) Conns() int {
+	if !nd.Up() {
+		return 0
+	}
+	return len(nd.host.Network().Conns())
 }

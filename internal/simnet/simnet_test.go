@@ -61,6 +61,12 @@ func envInt(t *testing.T, name string, def, least int) int {
 
 func nodes(t *testing.T, def int) int { return envInt(t, "RESILIENCE_SIM_NODES", def, 10) }
 
+// joinOver is how long the nodes take to start (RESILIENCE_SIM_JOIN seconds,
+// default 60; 0: all at the same instant), see simnet.Config.JoinOver.
+func joinOver(t *testing.T) time.Duration {
+	return time.Duration(envInt(t, "RESILIENCE_SIM_JOIN", 60, 0)) * time.Second
+}
+
 // defaultNodes is the scenarios' network size without RESILIENCE_SIM_NODES: the
 // largest measured to fit here beside other jobs (300 nodes: 6.9 GiB peak RSS);
 // 1,000 nodes need about 30 GiB and do not fit on a 24 GiB machine.
@@ -100,7 +106,11 @@ func (w *watch) sample() bool {
 		if w.healthy(nd) {
 			c++
 			if _, ok := w.first[nd]; !ok {
-				w.first[nd] = time.Since(w.t0)
+				from := w.t0 // or the node's start, if later (Config.JoinOver)
+				if s := nd.Started(); s.After(from) {
+					from = s
+				}
+				w.first[nd] = time.Since(from)
 			}
 		}
 	}
@@ -129,7 +139,8 @@ func (w *watch) untilAll(timeout time.Duration) {
 }
 
 // times returns each node's time to its first healthy sample since the last
-// restart, sorted (never for nodes never healthy).
+// restart or its own start, whichever was later, sorted (never for nodes
+// never healthy).
 func (w *watch) times() []time.Duration {
 	out := make([]time.Duration, 0, len(w.set))
 	for _, nd := range w.set {
@@ -317,16 +328,17 @@ func TestBootAcceptRate(t *testing.T) {
 	})
 }
 
-// TestBootstrapScale: N nodes (default defaultNodes) start at once and bootstrap
+// TestBootstrapScale: N nodes (default defaultNodes) join over
+// RESILIENCE_SIM_JOIN seconds (default 60; 0: all at once) and bootstrap
 // from 3 bootstrap nodes; then the network idles (RESILIENCE_SIM_IDLE
 // seconds, default 120) to measure wall time per simulated minute.
 //
 //	RESILIENCE_LONG=1 go test -run TestBootstrapScale -v -timeout 120m ./internal/simnet/
 func TestBootstrapScale(t *testing.T) {
 	long(t)
-	n, s := nodes(t, defaultNodes), seed(t)
+	n, s, join := nodes(t, defaultNodes), seed(t), joinOver(t)
 	idle := time.Duration(envInt(t, "RESILIENCE_SIM_IDLE", 120, 0)) * time.Second
-	t.Logf("%d nodes, seed %d (replay: RESILIENCE_SEED=%d)", n, s, s)
+	t.Logf("%d nodes joining over %v, seed %d (replay: RESILIENCE_SEED=%d)", n, join, s, s)
 	before := memNow()
 	wall := wallNow()
 	var (
@@ -334,46 +346,63 @@ func TestBootstrapScale(t *testing.T) {
 		counts []int
 	)
 	synctest.Test(t, func(t *testing.T) {
-		net, err := simnet.New(simnet.Config{Nodes: n, Seed: s})
+		t0 := time.Now()
+		net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, JoinOver: join})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer net.Close()
-		t.Logf("%d nodes started (%v wall)", n, (wallNow() - wall).Round(time.Second))
 		w := newWatch(net.Nodes, isHealthy)
 		w.progress = t.Logf
-		w.untilAll(10 * time.Minute)
+		w.untilAll(join + 10*time.Minute)
+		if err := net.Joined(); err != nil {
+			t.Fatal(err)
+		}
 		d := w.times()
-		startWall, startVirtual := wallNow()-wall, time.Since(w.t0)
+		startWall, startVirtual := wallNow()-wall, time.Since(t0)
 		mean, most := dialStats(net.Nodes)
 		peak := 0
 		for _, nd := range net.Nodes[:3] {
 			peak = max(peak, nd.PeakAttemptsPerSecond())
 		}
+		conns := connStats(net.Nodes)
 		m := memNow()
 		writeHeapProfile(t)
 		if d[len(d)-1] == never {
-			t.Errorf("not every node healthy within 10 minutes: %s", pct(d, 50, 90, 99, 100))
+			t.Errorf("not every node healthy within 10 minutes of its start: %s", pct(d, 50, 90, 99, 100))
 		}
 		iw := wallNow()
 		w.sleep(idle)
 		idleWall := wallNow() - iw
+		idleMean, _ := dialStats(net.Nodes)
 		counts = w.counts
 		report = append(report,
-			fmt.Sprintf("| healthy (monitor's verdict): 50 / 90 / 99 / 100 %% | %s |", pct(d, 50, 90, 99, 100)),
-			fmt.Sprintf("| outbound dials per node (swarm dials to a peer not connected) | mean %.1f, max %d |", mean, most),
+			fmt.Sprintf("| healthy (monitor's verdict), from each node's start: 50 / 90 / 99 / 100 %% | %s |", pct(d, 50, 90, 99, 100)),
+			fmt.Sprintf("| outbound dials per node (swarm dials to a peer not connected) until all healthy | mean %.1f, max %d |", mean, most),
 			fmt.Sprintf("| peak inbound dial rate at a bootstrap node (connection attempts in one second) | %d |", peak),
+			fmt.Sprintf("| connections per node when all are healthy; after idling | %s; %s |", conns, connStats(net.Nodes)),
 			fmt.Sprintf("| memory per node, all healthy: Go heap + goroutine stacks; process RSS | %.1f + %.1f MiB; %.1f MiB |",
 				(m.heap-before.heap)/float64(n), (m.stacks-before.stacks)/float64(n), (m.rss-before.rss)/float64(n)),
 			fmt.Sprintf("| goroutines per node | %d |", runtime.NumGoroutine()/n),
-			fmt.Sprintf("| wall time from start until all healthy | %v for %v virtual |", startWall.Round(time.Second), startVirtual.Round(time.Second)),
+			fmt.Sprintf("| wall time from the first start until all healthy | %v for %v virtual |", startWall.Round(time.Second), startVirtual.Round(time.Second)),
 			fmt.Sprintf("| wall time per simulated minute, idle network (%v) | %.1f s |", idle, idleWall.Seconds()/max(idle.Minutes(), 1.0/60)),
+			fmt.Sprintf("| outbound dials per node while idling | %.1f |", idleMean-mean),
 		)
 	})
 	report = append(report, fmt.Sprintf("| process peak RSS | %.0f MiB |", memNow().peakRSS))
-	t.Logf("\n%d nodes start at once, 3 bootstrap nodes, seed %d\n| | |\n|---|---|\n%s", n, s, strings.Join(report, "\n"))
-	writePlot(t, fmt.Sprintf("simnet-bootstrap-%d-%d", n, s), fmt.Sprintf("%d nodes start, 3 bootstrap nodes", n), n,
+	t.Logf("\n%d nodes join over %v, 3 bootstrap nodes, seed %d\n| | |\n|---|---|\n%s", n, join, s, strings.Join(report, "\n"))
+	writePlot(t, fmt.Sprintf("simnet-bootstrap-%d-%d", n, s), fmt.Sprintf("%d nodes join over %v, 3 bootstrap nodes", n, join), n,
 		[]simnet.Series{{Label: "this module", Values: counts}})
+}
+
+// connStats formats the mean and the largest number of open connections of set.
+func connStats(set []*simnet.Node) string {
+	sum, most := 0, 0
+	for _, nd := range set {
+		sum += nd.Conns()
+		most = max(most, nd.Conns())
+	}
+	return fmt.Sprintf("mean %.1f, max %d", float64(sum)/float64(len(set)), most)
 }
 
 // TestCutOff: 30 % of the nodes (bootstrap nodes spared) lose their network
@@ -385,8 +414,8 @@ func TestBootstrapScale(t *testing.T) {
 //	RESILIENCE_LONG=1 go test -run TestCutOff -v -timeout 120m ./internal/simnet/
 func TestCutOff(t *testing.T) {
 	long(t)
-	n, s := nodes(t, defaultNodes), seed(t)
-	t.Logf("%d nodes, seed %d (replay: RESILIENCE_SEED=%d)", n, s, s)
+	n, s, join := nodes(t, defaultNodes), seed(t), joinOver(t)
+	t.Logf("%d nodes joining over %v, seed %d (replay: RESILIENCE_SEED=%d)", n, join, s, s)
 	const outage, recoveryWait = 60 * time.Second, 15 * time.Minute
 	var rows []string
 	var series []simnet.Series
@@ -399,14 +428,18 @@ func TestCutOff(t *testing.T) {
 		var virtual time.Duration
 		synctest.Test(t, func(t *testing.T) {
 			t0 := time.Now()
-			net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, KadOnly: kadOnly})
+			net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, KadOnly: kadOnly, JoinOver: join})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer net.Close()
 			all := newWatch(net.Nodes, tableHealthy)
 			all.progress = t.Logf
-			if all.untilAll(10 * time.Minute); len(all.first) < n {
+			all.untilAll(join + 10*time.Minute)
+			if err := net.Joined(); err != nil {
+				t.Fatal(err)
+			}
+			if len(all.first) < n {
 				t.Fatalf("%s: not every node healthy before the outage: %s", name, pct(all.times(), 50, 90, 100))
 			}
 			time.Sleep(30 * time.Second) // settle
@@ -448,7 +481,8 @@ func TestCutOff(t *testing.T) {
 	writePlot(t, fmt.Sprintf("simnet-cutoff-%d-%d", n, s), fmt.Sprintf("%d nodes, 30 %% cut off 60 s from 0 s", n), n*3/10, series)
 }
 
-// TestBootstrapHerd: every node starts (a whole-fleet restart) while the 3
+// TestBootstrapHerd: every node starts (a whole-fleet restart, the nodes
+// joining over RESILIENCE_SIM_JOIN seconds, default 60) while the 3
 // bootstrap nodes are down; they come back after 60 s and each accepts at
 // most K new connections per second, refusing the rest before the handshake.
 // For each jitter strategy of the ForDHTBootstrap profile: the drain time
@@ -460,10 +494,10 @@ func TestCutOff(t *testing.T) {
 //	RESILIENCE_LONG=1 go test -run TestBootstrapHerd -v -timeout 240m ./internal/simnet/
 func TestBootstrapHerd(t *testing.T) {
 	long(t)
-	n, s := nodes(t, defaultNodes), seed(t)
+	n, s, join := nodes(t, defaultNodes), seed(t), joinOver(t)
 	seeds := envInt(t, "RESILIENCE_SIM_SEEDS", 1, 1)
 	k := envInt(t, "RESILIENCE_SIM_ACCEPT_RATE", max(5, n/20), 1) // per bootstrap node, connections per second
-	t.Logf("%d nodes, bootstrap nodes accept %d new connections/s, seeds %d..%d (replay: RESILIENCE_SEED=%d RESILIENCE_SIM_SEEDS=%d)", n, k, s, s+uint64(seeds)-1, s, seeds)
+	t.Logf("%d nodes joining over %v, bootstrap nodes accept %d new connections/s, seeds %d..%d (replay: RESILIENCE_SEED=%d RESILIENCE_SIM_SEEDS=%d)", n, join, k, s, s+uint64(seeds)-1, s, seeds)
 	const down = 60 * time.Second
 	strategies := []resilience.JitterStrategy{resilience.JitterProportional, resilience.JitterFull, resilience.JitterEqual, resilience.JitterDecorrelated}
 	if v := os.Getenv("RESILIENCE_SIM_JITTER"); v != "" {
@@ -491,18 +525,21 @@ func TestBootstrapHerd(t *testing.T) {
 			cfg.Jitter = j
 			wall := time.Now()
 			synctest.Test(t, func(t *testing.T) {
-				net, err := simnet.New(simnet.Config{Nodes: n, Seed: seed, BootstrapRetry: &cfg, BootAcceptRate: float64(k)})
+				net, err := simnet.New(simnet.Config{Nodes: n, Seed: seed, BootstrapRetry: &cfg, BootAcceptRate: float64(k), JoinOver: join})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer net.Close()
 				boot := net.Nodes[:3]
-				net.Cut(boot...)
+				net.Cut(boot...) // before any other node starts
 				time.Sleep(down)
 				net.Restore(boot...)
 				w := newWatch(net.Nodes, isHealthy)
 				w.progress = t.Logf
 				w.untilAll(15 * time.Minute)
+				if err := net.Joined(); err != nil {
+					t.Fatal(err)
+				}
 				d := w.times()
 				var refused int64
 				peak, peakAttempts := 0, 0
@@ -529,8 +566,8 @@ func TestBootstrapHerd(t *testing.T) {
 			sums[i].drain += d.Seconds() / float64(seeds)
 			sums[i].ratio += d.Seconds() / best.Seconds() / float64(seeds)
 		}
-		t.Logf("\n%d nodes start while the 3 bootstrap nodes are down for %v; then each accepts %d new connections/s; seed %d\n| jitter (ForDHTBootstrap) | healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused (before the handshake) | dials per node | peak per second at a bootstrap node: attempts / accepted |\n|---|---|---|---|---|\n%s",
-			n, down, k, seed, strings.Join(rows, "\n"))
+		t.Logf("\n%d nodes start (joining over %v) while the 3 bootstrap nodes are down for %v; then each accepts %d new connections/s; seed %d\n| jitter (ForDHTBootstrap) | healthy after the bootstrap nodes' return: 50 / 90 / 99 / 100 %% (drain) | connections refused (before the handshake) | dials per node | peak per second at a bootstrap node: attempts / accepted |\n|---|---|---|---|---|\n%s",
+			n, join, down, k, seed, strings.Join(rows, "\n"))
 		writePlot(t, fmt.Sprintf("simnet-herd-%d-%d", n, seed), fmt.Sprintf("%d nodes, bootstrap nodes back at 0 s, %d conn/s each", n, k), n, series)
 	}
 	var rows []string
