@@ -233,6 +233,14 @@ func writeHeapProfile(t *testing.T) {
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		t.Fatal(err)
 	}
+	g, err := os.Create(p + ".goroutines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(g, 0); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func isHealthy(nd *simnet.Node) bool    { return nd.Healthy() }
@@ -367,13 +375,13 @@ func TestBootstrapScale(t *testing.T) {
 		}
 		conns := connStats(net.Nodes)
 		m := memNow()
-		writeHeapProfile(t)
 		if d[len(d)-1] == never {
 			t.Errorf("not every node healthy within 10 minutes of its start: %s", pct(d, 50, 90, 99, 100))
 		}
 		iw := wallNow()
 		w.sleep(idle)
 		idleWall := wallNow() - iw
+		writeHeapProfile(t)
 		idleMean, _ := dialStats(net.Nodes)
 		counts = w.counts
 		report = append(report,
