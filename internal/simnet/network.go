@@ -139,7 +139,7 @@ func New(cfg Config) (*Network, error) {
 		n.Nodes = append(n.Nodes, &Node{
 			Index: i, ID: id, Boot: i < cfg.BootNodes, net: n, ip: ip, key: priv,
 			gater: &countingGater{start: n.start},
-			addr: ma.StringCast(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", ip)),
+			addr:  ma.StringCast(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", ip)),
 		})
 	}
 	n.sim.Start()

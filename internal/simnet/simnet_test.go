@@ -67,9 +67,10 @@ func joinOver(t *testing.T) time.Duration {
 	return time.Duration(envInt(t, "RESILIENCE_SIM_JOIN", 60, 0)) * time.Second
 }
 
-// defaultNodes is the scenarios' network size without RESILIENCE_SIM_NODES: the
-// largest measured to fit here beside other jobs (300 nodes: 6.9 GiB peak RSS);
-// 1,000 nodes need about 30 GiB and do not fit on a 24 GiB machine.
+// defaultNodes is the scenarios' network size without RESILIENCE_SIM_NODES,
+// so that RESILIENCE_LONG=1 go test ./... stays within an hour or so; 1,000
+// nodes fit in 24 GiB when they join over 5 minutes (RESILIENCE_SIM_JOIN=300:
+// 11.7 GiB peak RSS), see the README.
 const defaultNodes = 300
 
 // watch samples the health of a set of nodes once per second of virtual
@@ -272,6 +273,46 @@ func TestSmallNetworkBootstraps(t *testing.T) {
 		}
 		if mean, _ := dialStats(net.Nodes); mean == 0 {
 			t.Error("no dials counted")
+		}
+	})
+}
+
+// With JoinOver the nodes start one by one, evenly spread; each is healthy
+// soon after its own start; Close in the middle of the join stops it.
+func TestJoinOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		net, err := simnet.New(simnet.Config{Nodes: 13, Seed: 4, JoinOver: 20 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer net.Close()
+		if !net.Nodes[2].Up() || net.Nodes[3].Up() {
+			t.Fatalf("at New: bootstrap node up %v, first other node up %v; want true, false", net.Nodes[2].Up(), net.Nodes[3].Up())
+		}
+		w := newWatch(net.Nodes, isHealthy)
+		w.untilAll(2 * time.Minute)
+		if err := net.Joined(); err != nil {
+			t.Fatal(err)
+		}
+		for i, nd := range net.Nodes[3:] {
+			if want := time.Duration(i+1) * 2 * time.Second; nd.Started().Sub(t0) != want {
+				t.Errorf("node %d started at %v, want %v", nd.Index, nd.Started().Sub(t0), want)
+			}
+		}
+		if d := w.times(); d[len(d)-1] > 10*time.Second {
+			t.Errorf("times to healthy from each node's start: %v; want all within 10 s", d)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		net, err := simnet.New(simnet.Config{Nodes: 13, Seed: 4, JoinOver: 20 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		net.Close() // two nodes joined; the join stops, nothing is left running
+		if net.Nodes[12].Up() {
+			t.Error("the last node started although Close came first")
 		}
 	})
 }
@@ -490,7 +531,7 @@ func TestCutOff(t *testing.T) {
 }
 
 // TestBootstrapHerd: every node starts (a whole-fleet restart, the nodes
-// joining over RESILIENCE_SIM_JOIN seconds, default 60) while the 3
+// joining over RESILIENCE_SIM_JOIN seconds, default and at most 60) while the 3
 // bootstrap nodes are down; they come back after 60 s and each accepts at
 // most K new connections per second, refusing the rest before the handshake.
 // For each jitter strategy of the ForDHTBootstrap profile: the drain time
@@ -502,11 +543,11 @@ func TestCutOff(t *testing.T) {
 //	RESILIENCE_LONG=1 go test -run TestBootstrapHerd -v -timeout 240m ./internal/simnet/
 func TestBootstrapHerd(t *testing.T) {
 	long(t)
-	n, s, join := nodes(t, defaultNodes), seed(t), joinOver(t)
+	const down = 60 * time.Second
+	n, s, join := nodes(t, defaultNodes), seed(t), min(joinOver(t), down) // every node starts while the bootstrap nodes are down
 	seeds := envInt(t, "RESILIENCE_SIM_SEEDS", 1, 1)
 	k := envInt(t, "RESILIENCE_SIM_ACCEPT_RATE", max(5, n/20), 1) // per bootstrap node, connections per second
 	t.Logf("%d nodes joining over %v, bootstrap nodes accept %d new connections/s, seeds %d..%d (replay: RESILIENCE_SEED=%d RESILIENCE_SIM_SEEDS=%d)", n, join, k, s, s+uint64(seeds)-1, s, seeds)
-	const down = 60 * time.Second
 	strategies := []resilience.JitterStrategy{resilience.JitterProportional, resilience.JitterFull, resilience.JitterEqual, resilience.JitterDecorrelated}
 	if v := os.Getenv("RESILIENCE_SIM_JITTER"); v != "" {
 		strategies = nil
