@@ -347,6 +347,14 @@ func (nd *Node) TablePeersConnected() int {
 	return c
 }
 
+// Conns is the number of connections the node has open.
+func (nd *Node) Conns() int {
+	if !nd.Up() {
+		return 0
+	}
+	return len(nd.host.Network().Conns())
+}
+
 // Up reports whether the node has started (see Config.JoinOver).
 func (nd *Node) Up() bool { return nd.up.Load() }
 
@@ -483,12 +491,4 @@ func (g *countingGater) peak(m *map[int64]int) int {
 		p = max(p, c)
 	}
 	return p
-}
-
-// Conns is the number of connections the node has open.
-func (nd *Node) Conns() int {
-	if !nd.Up() {
-		return 0
-	}
-	return len(nd.host.Network().Conns())
 }
