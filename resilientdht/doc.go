@@ -33,6 +33,9 @@
 // cause (a peer that speaks none of its DHT protocols, filtered addresses)
 // and stays unhealthy.
 //
+// The host's connection manager stays the caller's; NewConnManager with
+// DefaultConnsLow and DefaultConnsHigh is the one the binary runs.
+//
 // WebRTC: a host with go-libp2p's WebRTC-direct transport (in libp2p's
 // defaults) can listen on /ip4/…/udp/PORT/webrtc-direct; the dialer gives
 // a peer whose only usable addresses are /webrtc-direct the
