@@ -528,6 +528,7 @@ func TestCutOff(t *testing.T) {
 	t.Logf("\n%d nodes, 30 %% cut off for %v (packets lost, QUIC times out), seed %d\n| stack | victims unhealthy at the end of the outage | victims healthy again after the network returned: 50 / 90 / 99 / 100 %% (never: not within %v) | dials per victim (outage + recovery) | other nodes unhealthy at the end |\n|---|---|---|---|---|\n%s",
 		n, outage, s, recoveryWait, strings.Join(rows, "\n"))
 	writePlot(t, fmt.Sprintf("simnet-cutoff-%d-%d", n, s), fmt.Sprintf("%d nodes, 30 %% cut off 60 s from 0 s", n), n*3/10, series)
+	t.Logf("process peak RSS: %.0f MiB", memNow().peakRSS)
 }
 
 // TestBootstrapHerd: every node starts (a whole-fleet restart, the nodes
@@ -626,6 +627,7 @@ func TestBootstrapHerd(t *testing.T) {
 	}
 	t.Logf("\nsummary over %d seeds from %d: %d nodes, bootstrap nodes down %v, then %d new connections/s each\n| jitter (ForDHTBootstrap) | mean drain | mean drain / the seed's best | mean refused | mean dials per node | runs not drained in 15 min |\n|---|---|---|---|---|---|\n%s",
 		seeds, s, n, down, k, strings.Join(rows, "\n"))
+	t.Logf("process peak RSS: %.0f MiB", memNow().peakRSS)
 	// The default must drain within 1.1x of the best strategy.
 	def := resilientdht.DefaultBootstrapRetry().Jitter
 	if i := slices.Index(strategies, def); i >= 0 {
