@@ -159,7 +159,7 @@ func New(cfg Config) (*Network, error) {
 		close(n.joined)
 		return n, nil
 	}
-	go n.join(n.Nodes[first:], cfg.JoinOver/time.Duration(len(n.Nodes)-first))
+	go n.join(n.Nodes[first:], max(cfg.JoinOver/time.Duration(len(n.Nodes)-first), time.Nanosecond))
 	return n, nil
 }
 
