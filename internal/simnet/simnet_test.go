@@ -396,17 +396,7 @@ func TestBootstrapScale(t *testing.T) {
 	)
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
-		net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, JoinOver: join})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer net.Close()
-		w := newWatch(net.Nodes, isHealthy)
-		w.progress = t.Logf
-		w.untilAll(join + 10*time.Minute)
-		if err := net.Joined(); err != nil {
-			t.Fatal(err)
-		}
+		net, w := joinWatched(t, simnet.Config{Nodes: n, Seed: s, JoinOver: join}, isHealthy)
 		d := w.times()
 		startWall, startVirtual := wallNow()-wall, time.Since(t0)
 		mean, most := dialStats(net.Nodes)
@@ -444,12 +434,33 @@ func TestBootstrapScale(t *testing.T) {
 		[]simnet.Series{{Label: "this module", Values: counts}})
 }
 
+// joinWatched builds the network (closed when the bubble's test ends) and
+// samples health every second until every node has started and been
+// healthy, or until 10 minutes after the join window. Call it inside
+// synctest.Test.
+func joinWatched(t *testing.T, cfg simnet.Config, healthy func(*simnet.Node) bool) (*simnet.Network, *watch) {
+	t.Helper()
+	net, err := simnet.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(net.Close)
+	w := newWatch(net.Nodes, healthy)
+	w.progress = t.Logf
+	w.untilAll(cfg.JoinOver + 10*time.Minute)
+	if err := net.Joined(); err != nil {
+		t.Fatal(err)
+	}
+	return net, w
+}
+
 // connStats formats the mean and the largest number of open connections of set.
 func connStats(set []*simnet.Node) string {
 	sum, most := 0, 0
 	for _, nd := range set {
-		sum += nd.Conns()
-		most = max(most, nd.Conns())
+		c := nd.Conns()
+		sum += c
+		most = max(most, c)
 	}
 	return fmt.Sprintf("mean %.1f, max %d", float64(sum)/float64(len(set)), most)
 }
@@ -477,17 +488,7 @@ func TestCutOff(t *testing.T) {
 		var virtual time.Duration
 		synctest.Test(t, func(t *testing.T) {
 			t0 := time.Now()
-			net, err := simnet.New(simnet.Config{Nodes: n, Seed: s, KadOnly: kadOnly, JoinOver: join})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer net.Close()
-			all := newWatch(net.Nodes, tableHealthy)
-			all.progress = t.Logf
-			all.untilAll(join + 10*time.Minute)
-			if err := net.Joined(); err != nil {
-				t.Fatal(err)
-			}
+			net, all := joinWatched(t, simnet.Config{Nodes: n, Seed: s, KadOnly: kadOnly, JoinOver: join}, tableHealthy)
 			if len(all.first) < n {
 				t.Fatalf("%s: not every node healthy before the outage: %s", name, pct(all.times(), 50, 90, 100))
 			}
